@@ -1,0 +1,94 @@
+#include "eval/series.hpp"
+
+#include <couplet/context.hpp>
+#include <couplet/time.hpp>
+
+#include <stdexcept>
+#include <utility>
+
+namespace couplet::series {
+
+Variable site_coord(std::vector<std::string> sites) {
+  const std::size_t n = sites.size();
+  return Variable("site", {"site"}, {n}, std::move(sites), {{"long_name", "station name"}});
+}
+
+Variable time_coord(std::vector<double> days) {
+  const std::size_t n = days.size();
+  return Variable("time", {"time"}, {n}, std::move(days), {{"units", kTimeUnits}, {"long_name", "time"}});
+}
+
+namespace {
+
+const Variable& coordinate(const Dataset& ds, const std::string& name) {
+  if (!ds.has(name)) throw NodeError("dataset has no coordinate variable '" + name + "'");
+  const Variable& v = ds.var(name);
+  if (v.dims() != std::vector<std::string>{name})
+    throw NodeError("coordinate '" + name + "' must be one-dimensional over '" + name + "'");
+  return v;
+}
+
+}  // namespace
+
+const std::vector<std::string>& site_names(const Dataset& ds) {
+  const Variable& site = coordinate(ds, "site");
+  if (site.dtype() != DType::String) throw NodeError("coordinate 'site' must hold station names (strings)");
+  return site.values<std::string>();
+}
+
+std::vector<double> time_days(const Dataset& ds) {
+  const Variable& time = coordinate(ds, "time");
+  if (time.dtype() == DType::String) throw NodeError("coordinate 'time' must be numeric");
+  const std::string units = time.attr("units", kTimeUnits);
+  // Aligning on time values is only meaningful when every dataset counts days from the same epoch.
+  if (units != kTimeUnits)
+    throw NodeError("coordinate 'time' has units '" + units + "', expected '" + kTimeUnits + "'");
+  return time.as_double();
+}
+
+SiteSeries read_site_series(const Dataset& ds, const std::string& variable) {
+  SiteSeries out;
+  out.sites = site_names(ds);
+  out.time = time_days(ds);
+
+  if (!ds.has(variable)) {
+    std::string names;
+    for (auto& v : ds.variables()) names += (names.empty() ? "" : ", ") + v.name();
+    throw NodeError("dataset has no variable '" + variable + "' (it has: " + names + ")");
+  }
+  const Variable& v = ds.var(variable);
+  if (v.dtype() == DType::String) throw NodeError("variable '" + variable + "' holds strings, not numbers");
+  const int site_axis = v.axis("site"), time_axis = v.axis("time");
+  if (v.dims().size() != 2 || site_axis < 0 || time_axis < 0)
+    throw NodeError("variable '" + variable + "' must have dimensions (site, time)");
+  out.attrs = v.attrs();
+  out.values = v.as_double();
+  if (site_axis == 1) {  // stored (time, site): transpose to site-major
+    const std::size_t ns = out.n_sites(), nt = out.n_times();
+    std::vector<double> t(out.values.size());
+    for (std::size_t i = 0; i < nt; ++i)
+      for (std::size_t s = 0; s < ns; ++s) t[s * nt + i] = out.values[i * ns + s];
+    out.values = std::move(t);
+  }
+  return out;
+}
+
+Dataset make_site_dataset(const std::vector<std::string>& sites, const std::vector<double>& time,
+                          const std::string& name, const std::vector<double>& values, Attributes attrs) {
+  Dataset ds;
+  ds.add(site_coord(sites));
+  ds.add(time_coord(time));
+  ds.add(Variable(name, {"site", "time"}, {sites.size(), time.size()},
+                  std::vector<float>(values.begin(), values.end()), std::move(attrs)));
+  return ds;
+}
+
+std::int64_t date_param(const std::string& param, const std::string& value) {
+  try {
+    return parse_date(value);
+  } catch (const std::invalid_argument& e) {
+    throw NodeError("parameter '" + param + "': " + e.what());
+  }
+}
+
+}  // namespace couplet::series

@@ -1,0 +1,158 @@
+// The `testing` plugin: small nodes with known behaviour for executor, cache and validation tests.
+#include <couplet/sdk.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <numeric>
+#include <thread>
+
+using namespace couplet;
+
+namespace {
+
+std::shared_ptr<Dataset> series(const std::string& var, std::vector<double> v) {
+  auto ds = std::make_shared<Dataset>();
+  const std::size_t n = v.size();
+  ds->add(Variable(var, {"i"}, {n}, std::move(v), {{"units", "1"}}));
+  return ds;
+}
+
+}  // namespace
+
+COUPLET_PLUGIN("testing", "1.0.0") {
+  plugin.node("testing.source")
+      .summary("Emits x[i] = start + i for i < n")
+      .output("data", ArtifactKind::Dataset, "variable x over dimension i")
+      .param(param_int("n", 5, "number of values").bounds(0, 1e8))
+      .param(param_float("start", 0.0, "first value"))
+      .run([](Context& ctx) {
+        std::vector<double> v(static_cast<std::size_t>(ctx.param<std::int64_t>("n")));
+        std::iota(v.begin(), v.end(), ctx.param<double>("start"));
+        ctx.set_output("data", series("x", std::move(v)));
+      });
+
+  plugin.node("testing.scale")
+      .summary("Multiplies x by a factor")
+      .input("data", ArtifactKind::Dataset, "variable x")
+      .output("data", ArtifactKind::Dataset, "variable x, scaled")
+      .param(param_float("factor", 2.0, "multiplier").bounds(-1e6, 1e6).in_units("1"))
+      .run([](Context& ctx) {
+        auto v = ctx.dataset("data").var("x").as_double();
+        for (auto& x : v) x *= ctx.param<double>("factor");
+        ctx.set_output("data", series("x", std::move(v)));
+      });
+
+  plugin.node("testing.sum")
+      .summary("Sums x of one or two datasets into a one-row table")
+      .input("a", ArtifactKind::Dataset, "variable x")
+      .optional_input("b", ArtifactKind::Dataset, "variable x (optional)")
+      .output("total", ArtifactKind::Table, "one row: the sum")
+      .run([](Context& ctx) {
+        double s = 0;
+        for (double x : ctx.dataset("a").var("x").as_double()) s += x;
+        if (ctx.has_input("b"))
+          for (double x : ctx.dataset("b").var("x").as_double()) s += x;
+        auto t = std::make_shared<Table>();
+        t->add_column("sum", std::vector<double>{s});
+        ctx.set_output("total", t);
+      });
+
+  plugin.node("testing.noise")
+      .summary("Draws n standard normal values from the node's seeded RNG")
+      .output("data", ArtifactKind::Dataset, "variable x")
+      .param(param_int("n", 4, "number of values").bounds(0, 1e6))
+      .run([](Context& ctx) {
+        std::normal_distribution<double> nd;
+        std::vector<double> v(static_cast<std::size_t>(ctx.param<std::int64_t>("n")));
+        for (auto& x : v) x = nd(ctx.rng());
+        ctx.set_output("data", series("x", std::move(v)));
+      });
+
+  plugin.node("testing.slow")
+      .summary("Touches signal_file, then works for `seconds` (checking cancellation), then emits n values")
+      .input("data", ArtifactKind::Dataset, "any dataset")
+      .output("data", ArtifactKind::Dataset, "variable x of n values")
+      .param(param_float("seconds", 1.0, "time to spend").bounds(0, 3600).in_units("s"))
+      .param(param_path("signal_file", "", "file created when the node starts (empty: none)"))
+      .param(param_int("n", 10, "values in the output").bounds(0, 1e9))
+      .run([](Context& ctx) {
+        const auto sig = ctx.param<std::string>("signal_file");
+        if (!sig.empty()) std::ofstream(sig) << "started\n";
+        const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(ctx.param<double>("seconds"));
+        while (std::chrono::steady_clock::now() < end) {
+          ctx.check_cancelled();
+          ctx.progress(1, 2, "working");
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        std::vector<double> v(static_cast<std::size_t>(ctx.param<std::int64_t>("n")), 1.0);
+        ctx.set_output("data", series("x", std::move(v)));
+      });
+
+  plugin.node("testing.fail")
+      .summary("Always fails with a NodeError")
+      .input("data", ArtifactKind::Dataset, "any dataset")
+      .output("data", ArtifactKind::Dataset, "never produced")
+      .param(param_string("message", "deliberate failure", "the error text"))
+      .run([](Context& ctx) { throw NodeError(ctx.param<std::string>("message")); });
+
+  plugin.node("testing.params")
+      .summary("Declares one parameter of every type, for validation tests")
+      .output("table", ArtifactKind::Table, "the parameters as read")
+      .param(param_bool("flag", false, "a boolean"))
+      .param(param_int("count", 3, "an integer in [1, 10]").bounds(1, 10))
+      .param(param_float("rate", 0.5, "a float in [0, 1]").bounds(0, 1).in_units("1/d"))
+      .param(param_string("mode", "fast", "one of fast, slow").one_of({"fast", "slow"}))
+      .param(param_path("where", ".", "a path"))
+      .param(param_floats("weights", std::vector<double>{1, 2}, "floats in [0, 5]").bounds(0, 5))
+      .param(param_strings("names", std::vector<std::string>{}, "strings"))
+      .param(param_string("needed", std::nullopt, "a required string"))
+      .run([](Context& ctx) {
+        auto t = std::make_shared<Table>();
+        t->add_column("count", std::vector<double>{static_cast<double>(ctx.param<std::int64_t>("count"))});
+        t->add_column("rate", std::vector<double>{ctx.param<double>("rate")});
+        t->add_column("mode", std::vector<std::string>{ctx.param<std::string>("mode")});
+        t->add_column("where", std::vector<std::string>{ctx.param<std::string>("where")});
+        ctx.set_output("table", t);
+      });
+
+  plugin.node("testing.model")
+      .summary("Emits a Model of type testing.affine (y = a x + b) with a registered Predictor")
+      .output("model", ArtifactKind::Model, "the model")
+      .param(param_float("a", 2.0, "slope"))
+      .param(param_float("b", 1.0, "intercept"))
+      .run([](Context& ctx) {
+        auto m = std::make_shared<Model>();
+        m->type = "testing.affine";
+        m->config = "{}";
+        m->arrays.emplace("coef", Variable("coef", {"k"}, {2}, std::vector<double>{ctx.param<double>("a"), ctx.param<double>("b")}));
+        ctx.set_output("model", m);
+      });
+
+  plugin.node("testing.apply")
+      .summary("Applies a Model through its registered Predictor")
+      .input("model", ArtifactKind::Model, "a model with a Predictor")
+      .input("data", ArtifactKind::Dataset, "variable x")
+      .output("data", ArtifactKind::Dataset, "the prediction")
+      .run([](Context& ctx) {
+        auto p = ctx.predictor(ctx.model("model"));
+        ctx.set_output("data", p->predict(ctx.dataset("data")));
+      });
+
+  struct Affine : Predictor {
+    double a, b;
+    std::shared_ptr<const Dataset> predict(const Dataset& in) const override {
+      auto v = in.var("x").as_double();
+      for (auto& x : v) x = a * x + b;
+      return series("x", std::move(v));
+    }
+  };
+  plugin.model_type(ModelFactory{"testing.affine",
+                                 [](const Model& m) -> std::shared_ptr<Predictor> {
+                                   auto p = std::make_shared<Affine>();
+                                   const auto& c = m.array("coef").values<double>();
+                                   p->a = c.at(0);
+                                   p->b = c.at(1);
+                                   return p;
+                                 },
+                                 nullptr});
+}
