@@ -202,7 +202,7 @@ void check(herr_t status, const std::string& what) {
 class Id {
  public:
   using Closer = herr_t (*)(hid_t);
-  Id(hid_t id, Closer close, const std::string& what) : id_(id), close_(close) {
+  Id(hid_t id, Closer closer, const std::string& what) : id_(id), close_(closer) {
     if (id_ < 0) fail(what);
   }
   Id(Id&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
@@ -244,7 +244,7 @@ Id simple_space(const std::vector<hsize_t>& extents) {
 struct VlenStrings {
   hid_t type, space;
   std::vector<char*> ptrs;
-  VlenStrings(hid_t type, hid_t space, std::size_t n) : type(type), space(space), ptrs(n, nullptr) {}
+  VlenStrings(hid_t memtype, hid_t dataspace, std::size_t n) : type(memtype), space(dataspace), ptrs(n, nullptr) {}
   VlenStrings(const VlenStrings&) = delete;
   VlenStrings& operator=(const VlenStrings&) = delete;
   ~VlenStrings() { H5Dvlen_reclaim(type, space, H5P_DEFAULT, ptrs.data()); }
@@ -370,11 +370,19 @@ std::vector<hsize_t> chunk_shape(const std::vector<std::size_t>& shape, std::siz
   return chunk;
 }
 
+// A creation property list without object timestamps: HDF5 stores creation/modification times by
+// default, which would make the same artifact differ byte for byte between runs.
+Id untimed_plist(hid_t cls) {
+  Id p(H5Pcreate(cls), H5Pclose, "cannot create a property list");
+  check(H5Pset_obj_track_times(p, 0), "cannot switch off object timestamps");
+  return p;
+}
+
 // Creates dataset `link` in `loc` holding v's values and attributes.
 Id write_variable(hid_t loc, const std::string& link, const Variable& v) {
   const std::string owner = "variable '" + v.name() + "'";
   Id space = simple_space({v.shape().begin(), v.shape().end()});
-  Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "cannot create a property list");
+  Id dcpl = untimed_plist(H5P_DATASET_CREATE);
   const std::size_t element_bytes = v.dtype() == DType::Float32 ? 4 : 8;
   if (v.dtype() != DType::String && v.size() * element_bytes > kChunkBytes) {
     const auto chunk = chunk_shape(v.shape(), element_bytes);
@@ -457,7 +465,8 @@ void write_variables(hid_t file, const Dataset& ds, const char* list_attr) {
     if (has_coordinate(ds, d)) continue;
     // A netCDF-4 "dimension without variable": an empty dataset that exists to be the scale.
     Id space = simple_space({ds.dim(d)});
-    Id scale(H5Dcreate2(file, d.c_str(), H5T_NATIVE_FLOAT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose,
+    Id dcpl = untimed_plist(H5P_DATASET_CREATE);
+    Id scale(H5Dcreate2(file, d.c_str(), H5T_NATIVE_FLOAT, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), H5Dclose,
              "cannot create dimension '" + d + "'");
     char label[96];
     std::snprintf(label, sizeof label, "%s%10zu", kNotAVariable, ds.dim(d));
@@ -586,7 +595,8 @@ void write_model(hid_t file, const Model& m) {
     if (m.attrs.count(key)) throw std::runtime_error(std::string("attribute name '") + key + "' is reserved on a model");
   write_attr(file, "model_type", m.type);
   write_attr(file, "model_config", m.config);
-  Id group(H5Gcreate2(file, "arrays", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "cannot create group /arrays");
+  Id gcpl = untimed_plist(H5P_GROUP_CREATE);
+  Id group(H5Gcreate2(file, "arrays", H5P_DEFAULT, gcpl, H5P_DEFAULT), H5Gclose, "cannot create group /arrays");
   for (const auto& [key, v] : m.arrays) {
     check_name(key, "array");
     for (const auto& d : v.dims()) check_name(d, "dimension");
@@ -623,7 +633,7 @@ std::shared_ptr<Model> read_model(hid_t file) {
 
 void write_hdf5(const Artifact& a, const fs::path& file) {
   Hdf5Session session;
-  Id fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose, "cannot create a property list");
+  Id fcpl = untimed_plist(H5P_FILE_CREATE);
   check(H5Pset_userblock(fcpl, kUserBlock), "cannot reserve the user block");
   // Creation order is tracked so that h5py and xarray list variables in the order they were written.
   check(H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), "cannot track link order");

@@ -2,7 +2,7 @@
 // day-of-year climatology. Pure code: no node registration (see plugin.cpp).
 #pragma once
 
-#include "eval/series.hpp"
+#include <couplet/series.hpp>
 
 #include <couplet/artifact.hpp>
 

@@ -1,7 +1,7 @@
 // Plugin "baseline": persistence and climatology reference predictions, and the model type that applies
 // a fitted climatology. The arithmetic is in baseline.cpp.
 #include "baseline/baseline.hpp"
-#include "eval/series.hpp"
+#include <couplet/series.hpp>
 
 #include <couplet/sdk.hpp>
 

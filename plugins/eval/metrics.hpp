@@ -2,7 +2,7 @@
 // sites of two (site, time) Datasets. Pure code: no node registration (see plugin.cpp).
 #pragma once
 
-#include "eval/series.hpp"
+#include <couplet/series.hpp>
 
 #include <couplet/artifact.hpp>
 

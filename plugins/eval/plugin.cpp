@@ -1,6 +1,6 @@
 // Plugin "eval": scores predictions against observations. The arithmetic is in metrics.cpp.
 #include "eval/metrics.hpp"
-#include "eval/series.hpp"
+#include <couplet/series.hpp>
 
 #include <couplet/sdk.hpp>
 

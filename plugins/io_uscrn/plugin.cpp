@@ -1,6 +1,6 @@
 // Plugin "io_uscrn": the io.uscrn node, which reads bundled NOAA USCRN station data. The reading and
 // derivations are in uscrn.cpp.
-#include "eval/series.hpp"
+#include <couplet/series.hpp>
 #include "io_uscrn/uscrn.hpp"
 
 #include <couplet/sdk.hpp>

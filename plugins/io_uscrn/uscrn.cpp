@@ -1,6 +1,6 @@
 #include "io_uscrn/uscrn.hpp"
 
-#include "eval/series.hpp"
+#include <couplet/series.hpp>
 
 #include <couplet/context.hpp>
 #include <couplet/time.hpp>

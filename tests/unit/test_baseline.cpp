@@ -1,6 +1,6 @@
 // baseline: persistence and the day-of-year climatology (fit, model artifact, predictor).
 #include "baseline/baseline.hpp"
-#include "eval/series.hpp"
+#include <couplet/series.hpp>
 
 #include <couplet/context.hpp>
 #include <couplet/time.hpp>

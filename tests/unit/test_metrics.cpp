@@ -1,6 +1,6 @@
 // eval: metrics against hand-computed values, and the alignment of predictions on observations.
 #include "eval/metrics.hpp"
-#include "eval/series.hpp"
+#include <couplet/series.hpp>
 
 #include <couplet/context.hpp>
 #include <couplet/time.hpp>

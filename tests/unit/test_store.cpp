@@ -3,8 +3,9 @@
 #include <couplet/framework/store.hpp>
 
 #include <doctest/doctest.h>
-#include <hdf5.h>
+#include <hdf5.h>  // only to make an HDF5 file that is not an artifact
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -16,7 +17,8 @@
 #include <fstream>
 #include <functional>
 #include <limits>
-#include <sys/wait.h>
+#include <thread>
+#include <chrono>
 
 namespace fs = std::filesystem;
 using namespace couplet;
@@ -210,6 +212,22 @@ TEST_CASE("store: model round trip (arrays of every dtype, config, attributes)")
   CHECK(back->attrs == m.attrs);
   REQUIRE(back->arrays.size() == m.arrays.size());
   for (const auto& [key, v] : m.arrays) check_same(v, back->array(key));
+}
+
+TEST_CASE("store: the same artifact written at different times gives the same bytes") {
+  Scratch s;
+  Model m;
+  m.type = "t";
+  m.arrays.emplace("w", Variable("w", {"i"}, {3}, std::vector<double>{1, 2, 3}));
+  Dataset d;
+  d.add(Variable("x", {"i"}, {2}, std::vector<float>{1, 2}));
+  store::write_artifact(m, s / "m1.h5");
+  store::write_artifact(d, s / "d1.h5");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // HDF5 timestamps have 1 s resolution
+  store::write_artifact(m, s / "m2.h5");
+  store::write_artifact(d, s / "d2.h5");
+  CHECK(slurp(s / "m1.h5") == slurp(s / "m2.h5"));
+  CHECK(slurp(s / "d1.h5") == slurp(s / "d2.h5"));
 }
 
 TEST_CASE("store: successful writes leave no temp files and replace the target") {

@@ -4,5 +4,6 @@
 #include <couplet/context.hpp>
 #include <couplet/node.hpp>
 #include <couplet/plugin.hpp>
+#include <couplet/series.hpp>
 #include <couplet/time.hpp>
 #include <couplet/version.hpp>

@@ -10,7 +10,7 @@ using namespace couplet;
 
 namespace {
 
-std::shared_ptr<Dataset> series(const std::string& var, std::vector<double> v) {
+std::shared_ptr<Dataset> one_var(const std::string& var, std::vector<double> v) {
   auto ds = std::make_shared<Dataset>();
   const std::size_t n = v.size();
   ds->add(Variable(var, {"i"}, {n}, std::move(v), {{"units", "1"}}));
@@ -28,7 +28,7 @@ COUPLET_PLUGIN("testing", "1.0.0") {
       .run([](Context& ctx) {
         std::vector<double> v(static_cast<std::size_t>(ctx.param<std::int64_t>("n")));
         std::iota(v.begin(), v.end(), ctx.param<double>("start"));
-        ctx.set_output("data", series("x", std::move(v)));
+        ctx.set_output("data", one_var("x", std::move(v)));
       });
 
   plugin.node("testing.scale")
@@ -39,7 +39,7 @@ COUPLET_PLUGIN("testing", "1.0.0") {
       .run([](Context& ctx) {
         auto v = ctx.dataset("data").var("x").as_double();
         for (auto& x : v) x *= ctx.param<double>("factor");
-        ctx.set_output("data", series("x", std::move(v)));
+        ctx.set_output("data", one_var("x", std::move(v)));
       });
 
   plugin.node("testing.sum")
@@ -65,7 +65,7 @@ COUPLET_PLUGIN("testing", "1.0.0") {
         std::normal_distribution<double> nd;
         std::vector<double> v(static_cast<std::size_t>(ctx.param<std::int64_t>("n")));
         for (auto& x : v) x = nd(ctx.rng());
-        ctx.set_output("data", series("x", std::move(v)));
+        ctx.set_output("data", one_var("x", std::move(v)));
       });
 
   plugin.node("testing.slow")
@@ -85,7 +85,7 @@ COUPLET_PLUGIN("testing", "1.0.0") {
           std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }
         std::vector<double> v(static_cast<std::size_t>(ctx.param<std::int64_t>("n")), 1.0);
-        ctx.set_output("data", series("x", std::move(v)));
+        ctx.set_output("data", one_var("x", std::move(v)));
       });
 
   plugin.node("testing.fail")
@@ -143,7 +143,7 @@ COUPLET_PLUGIN("testing", "1.0.0") {
     std::shared_ptr<const Dataset> predict(const Dataset& in) const override {
       auto v = in.var("x").as_double();
       for (auto& x : v) x = a * x + b;
-      return series("x", std::move(v));
+      return one_var("x", std::move(v));
     }
   };
   plugin.model_type(ModelFactory{"testing.affine",

@@ -1,26 +1,49 @@
-#include "eval/series.hpp"
+// couplet SDK — Datasets over (site, time): the convention station plugins share.
+//
+// A site series Dataset has the coordinates site(site) (station names) and time(time) (days since
+// 1970-01-01, units kTimeUnits), and variables over (site, time), site-major, so that each site's series
+// is contiguous. These helpers read and write that layout with clear NodeErrors.
+#pragma once
 
+#include <couplet/artifact.hpp>
 #include <couplet/context.hpp>
 #include <couplet/time.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <stdexcept>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace couplet::series {
 
-Variable site_coord(std::vector<std::string> sites) {
+/// One numeric variable over (site, time) read out of a Dataset, as doubles, site-major: the series
+/// of site s is values[s * time.size() ... (s + 1) * time.size()).
+struct SiteSeries {
+  std::vector<std::string> sites;
+  std::vector<double> time;  ///< days since 1970-01-01
+  std::vector<double> values;
+  Attributes attrs;  ///< the variable's attributes (units, long_name, ...)
+
+  std::size_t n_sites() const { return sites.size(); }
+  std::size_t n_times() const { return time.size(); }
+  const double* row(std::size_t s) const { return values.data() + s * time.size(); }
+};
+
+inline Variable site_coord(std::vector<std::string> sites) {
   const std::size_t n = sites.size();
   return Variable("site", {"site"}, {n}, std::move(sites), {{"long_name", "station name"}});
 }
 
-Variable time_coord(std::vector<double> days) {
+inline Variable time_coord(std::vector<double> days) {
   const std::size_t n = days.size();
   return Variable("time", {"time"}, {n}, std::move(days), {{"units", kTimeUnits}, {"long_name", "time"}});
 }
 
-namespace {
+namespace detail {
 
-const Variable& coordinate(const Dataset& ds, const std::string& name) {
+inline const Variable& coordinate(const Dataset& ds, const std::string& name) {
   if (!ds.has(name)) throw NodeError("dataset has no coordinate variable '" + name + "'");
   const Variable& v = ds.var(name);
   if (v.dims() != std::vector<std::string>{name})
@@ -28,16 +51,16 @@ const Variable& coordinate(const Dataset& ds, const std::string& name) {
   return v;
 }
 
-}  // namespace
+}  // namespace detail
 
-const std::vector<std::string>& site_names(const Dataset& ds) {
-  const Variable& site = coordinate(ds, "site");
+inline const std::vector<std::string>& site_names(const Dataset& ds) {
+  const Variable& site = detail::coordinate(ds, "site");
   if (site.dtype() != DType::String) throw NodeError("coordinate 'site' must hold station names (strings)");
   return site.values<std::string>();
 }
 
-std::vector<double> time_days(const Dataset& ds) {
-  const Variable& time = coordinate(ds, "time");
+inline std::vector<double> time_days(const Dataset& ds) {
+  const Variable& time = detail::coordinate(ds, "time");
   if (time.dtype() == DType::String) throw NodeError("coordinate 'time' must be numeric");
   const std::string units = time.attr("units", kTimeUnits);
   // Aligning on time values is only meaningful when every dataset counts days from the same epoch.
@@ -46,7 +69,7 @@ std::vector<double> time_days(const Dataset& ds) {
   return time.as_double();
 }
 
-SiteSeries read_site_series(const Dataset& ds, const std::string& variable) {
+inline SiteSeries read_site_series(const Dataset& ds, const std::string& variable) {
   SiteSeries out;
   out.sites = site_names(ds);
   out.time = time_days(ds);
@@ -73,7 +96,7 @@ SiteSeries read_site_series(const Dataset& ds, const std::string& variable) {
   return out;
 }
 
-Dataset make_site_dataset(const std::vector<std::string>& sites, const std::vector<double>& time,
+inline Dataset make_site_dataset(const std::vector<std::string>& sites, const std::vector<double>& time,
                           const std::string& name, const std::vector<double>& values, Attributes attrs) {
   Dataset ds;
   ds.add(site_coord(sites));
@@ -83,7 +106,7 @@ Dataset make_site_dataset(const std::vector<std::string>& sites, const std::vect
   return ds;
 }
 
-std::int64_t date_param(const std::string& param, const std::string& value) {
+inline std::int64_t date_param(const std::string& param, const std::string& value) {
   try {
     return parse_date(value);
   } catch (const std::invalid_argument& e) {
