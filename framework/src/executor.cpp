@@ -348,9 +348,15 @@ class Run {
     auto& m = mem_[node];
     auto it = m.find(port);
     if (it != m.end()) return it->second;
-    auto a = store::read_artifact(cache_dir_ / keys_[node] / (port + ".h5"));
-    m[port] = a;
-    return a;
+    const fs::path entry = cache_dir_ / keys_[node];
+    try {
+      auto a = store::read_artifact(entry / (port + ".h5"));
+      m[port] = a;
+      return a;
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string(e.what()) + " (a cached output of node '" + wf_.nodes[node].id +
+                               "'; delete " + entry.string() + " or run with --no-cache)");
+    }
   }
 
   void release_inputs(int i) {
@@ -414,7 +420,7 @@ class Run {
     res.status = NodeStatus::Failed;
     res.error = msg;
     res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    log_->error("{}", msg);
+    log_->debug("{}", msg);  // the run's summary line reports the first failure once
     std::lock_guard<std::mutex> lk(mu_);
     if (first_error_.empty()) first_error_ = msg;
     failed_ = true;
@@ -519,6 +525,7 @@ class Run {
                 {"seconds", res.seconds},
                 {"outputs", outs}};
       if (!res.error.empty()) n["error"] = res.error;
+      if (!spec.doc.empty()) n["doc"] = spec.doc;
       nodes.push_back(n);
     }
     j["nodes"] = nodes;

@@ -92,7 +92,9 @@ std::string to_dot(const Workflow& wf) {
   };
   std::ostringstream o;
   o << "digraph \"" << esc(wf.name) << "\" {\n  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n";
-  for (auto& n : wf.nodes) o << "  \"" << esc(n.id) << "\" [label=\"" << esc(n.id) << "\\n" << esc(n.plugin) << "\"];\n";
+  for (auto& n : wf.nodes)
+    o << "  \"" << esc(n.id) << "\" [label=\"" << esc(n.id) << "\\n" << esc(n.plugin) << "\""
+      << (n.doc.empty() ? "" : ", tooltip=\"" + esc(n.doc) + "\"") << "];\n";
   for (auto& n : wf.nodes)
     for (auto& [port, ref] : n.inputs)
       o << "  \"" << esc(ref.node) << "\" -> \"" << esc(n.id) << "\" [label=\"" << esc(ref.port) << " → " << esc(port)

@@ -1,5 +1,6 @@
 #include <couplet/framework/diagnostics.hpp>
 #include <couplet/framework/plugins.hpp>
+#include <couplet/framework/workflow.hpp>
 
 #ifndef BOOST_DLL_USE_STD_FS
 #define BOOST_DLL_USE_STD_FS  // Boost.DLL on std::filesystem: no Boost.Filesystem library needed
@@ -65,7 +66,8 @@ bool value_matches(const ParamDecl& p, const ParamValue& v) {
     case ParamType::Int: return std::holds_alternative<std::int64_t>(v);
     case ParamType::Float: return std::holds_alternative<double>(v);
     case ParamType::String:
-    case ParamType::Path: return std::holds_alternative<std::string>(v);
+    case ParamType::Path:
+    case ParamType::Date: return std::holds_alternative<std::string>(v);
     case ParamType::FloatList: return std::holds_alternative<std::vector<double>>(v);
     case ParamType::StringList: return std::holds_alternative<std::vector<std::string>>(v);
   }
@@ -85,7 +87,13 @@ void check_declaration(const NodeDecl& d, const fs::path& file) {
   for (auto& p : d.params) {
     if (!seen.insert("param:" + p.name).second) fail("parameter '" + p.name + "' declared twice");
     if (p.default_value && !value_matches(p, *p.default_value))
-      fail("parameter '" + p.name + "' has a default that is not a " + to_string(p.type));
+      fail("parameter '" + p.name + "' has a default of the wrong type (declared " + to_string(p.type) + ")");
+    if (p.default_value) {
+      // A default the workflow validator would reject is the plugin author's bug, found at load time.
+      ParamValue v = *p.default_value;
+      std::string why = check_param_value(p, v, fs::current_path());
+      if (!why.empty()) fail("parameter '" + p.name + "' has an invalid default: " + why);
+    }
   }
 }
 
@@ -107,7 +115,7 @@ void PluginSet::load_file(const fs::path& file) {
   if (!d) throw PluginError(file.string() + ": its descriptor function returned null");
 
   auto mismatch = [&](const std::string& what, const std::string& plugin, const std::string& ours) {
-    return PluginError(file.string() + ": refused: " + what + " mismatch: plugin has " + plugin +
+    return PluginError(file.string() + ": " + what + " mismatch: plugin has " + plugin +
                        ", this couplet has " + ours + " (rebuild the plugin against this couplet)");
   };
   // Read the ABI version first: nothing else in the descriptor may be trusted if it differs.
@@ -135,7 +143,7 @@ void PluginSet::load_file(const fs::path& file) {
   if (!lp->torch_version.empty())
     for (auto& other : libs_)
       if (!other->torch_version.empty() && other->torch_version != lp->torch_version)
-        throw PluginError(file.string() + ": refused: LibTorch version mismatch: plugin built against " +
+        throw PluginError(file.string() + ": LibTorch version mismatch: plugin built against " +
                           lp->torch_version + ", but " + other->file.string() + " (already loaded) uses " +
                           other->torch_version + "; one process holds one LibTorch");
   if (!d->register_nodes) throw PluginError(file.string() + ": descriptor has no register function");
@@ -144,8 +152,11 @@ void PluginSet::load_file(const fs::path& file) {
   } catch (const std::exception& e) {
     throw PluginError(file.string() + ": registering its nodes failed: " + e.what());
   }
+  std::set<std::string> names;
   for (auto& decl : lp->registry.nodes()) {
     check_declaration(decl, file);
+    if (!names.insert(decl.name).second)
+      throw PluginError(file.string() + ": node '" + decl.name + "' is registered twice by this library");
     auto it = nodes_.find(decl.name);
     if (it != nodes_.end())
       throw PluginError("node '" + decl.name + "' is registered twice: by " + it->second.file().string() +

@@ -3,6 +3,8 @@
 #include <couplet/framework/plugins.hpp>
 #include <couplet/framework/workflow.hpp>
 
+#include <couplet/time.hpp>
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -177,7 +179,7 @@ Workflow parse_workflow_text(const std::string& text, const std::string& display
         auto s = n->as_string();
         spec.pos = pos_of(file, n->source());
         if (!s || !valid_id(s->get()))
-          diags.push_back({spec.pos, "node 'id' must be a string of letters, digits, '_' or '-' (starting with a letter)"});
+          diags.push_back({spec.pos, "node 'id' must be a string of letters, digits, '_' or '-' (starting with a letter or '_')"});
         else {
           spec.id = s->get();
           auto [it, fresh] = ids.emplace(spec.id, spec.pos);
@@ -192,6 +194,10 @@ Workflow parse_workflow_text(const std::string& text, const std::string& display
         else diags.push_back({spec.plugin_pos, "'plugin' must be a string naming a node type, e.g. \"tem_wbm.simulate\""});
       } else {
         diags.push_back({spec.pos, "node '" + spec.id + "' has no 'plugin'"});
+      }
+      if (auto n = t.get("doc")) {
+        if (auto s = n->as_string()) spec.doc = s->get();
+        else diags.push_back({pos_of(file, n->source()), "node 'doc' must be a string"});
       }
       if (auto n = t.get("inputs")) {
         if (auto it = n->as_table()) {
@@ -302,9 +308,10 @@ std::string bounds_text(const ParamDecl& d) {
   return s.str();
 }
 
-// Coerces a written value to the declared type and checks bounds; returns "" or the problem.
-std::string coerce(const ParamDecl& d, ParamValue& v, const fs::path& base_dir) {
-  auto wrong = [&] { return "expects " + std::string(d.type == ParamType::Int ? "an integer" : to_string(d.type)) +
+}  // namespace
+
+std::string check_param_value(const ParamDecl& d, ParamValue& v, const fs::path& base_dir) {
+  auto wrong = [&] { return "expects " + std::string(d.type == ParamType::Int ? "an integer" : "a " + std::string(to_string(d.type))) +
                             ", got " + describe_value(v); };
   auto in_bounds = [&](double x) { return !(d.min && x < *d.min) && !(d.max && x > *d.max) && std::isfinite(x); };
   switch (d.type) {
@@ -340,6 +347,17 @@ std::string coerce(const ParamDecl& d, ParamValue& v, const fs::path& base_dir) 
       v = path.lexically_normal().string();
       return "";
     }
+    case ParamType::Date: {
+      auto p = std::get_if<std::string>(&v);
+      if (!p) return wrong();
+      if (p->empty()) return "";
+      try {
+        v = format_date(parse_date(*p));  // normalised: 20160101 → 2016-01-01
+      } catch (const std::invalid_argument& e) {
+        return e.what();
+      }
+      return "";
+    }
     case ParamType::FloatList: {
       if (auto s = std::get_if<std::vector<std::string>>(&v); s && s->empty()) v = std::vector<double>{};
       auto p = std::get_if<std::vector<double>>(&v);
@@ -361,8 +379,6 @@ std::string coerce(const ParamDecl& d, ParamValue& v, const fs::path& base_dir) 
   }
   return "";
 }
-
-}  // namespace
 
 void resolve(Workflow& wf, const PluginSet& plugins) {
   std::vector<Diagnostic> diags;
@@ -391,7 +407,7 @@ void resolve(Workflow& wf, const PluginSet& plugins) {
                                           suggest(name, pnames)});
         continue;
       }
-      std::string why = coerce(*pd, setting.value, base_dir);
+      std::string why = check_param_value(*pd, setting.value, base_dir);
       if (!why.empty())
         diags.push_back({setting.pos, "parameter '" + name + "' of node '" + n.id + "' (" + n.plugin + ") " + why});
     }
@@ -403,7 +419,7 @@ void resolve(Workflow& wf, const PluginSet& plugins) {
         continue;
       }
       ParamSetting ps{*p.default_value, n.pos, true};
-      coerce(p, ps.value, base_dir);  // resolves default paths; defaults were checked at load time
+      check_param_value(p, ps.value, base_dir);  // resolves default paths; defaults were checked at load time
       n.params[p.name] = ps;
     }
     n.seed = derive_seed(wf.seed, n.id);
@@ -493,6 +509,7 @@ std::string resolved_toml(const Workflow& wf) {
   o << "seed = " << wf.seed << "\n";
   for (auto& n : wf.nodes) {
     o << "\n[[node]]\nid = " << canonical(ParamValue(n.id)) << "\nplugin = " << canonical(ParamValue(n.plugin)) << "\n";
+    if (!n.doc.empty()) o << "doc = " << canonical(ParamValue(n.doc)) << "\n";
     if (n.type) o << "# plugin library: " << n.type->file().string() << " (version " << n.type->plugin_version() << ")\n";
     o << "# node seed: " << n.seed << "\n";
     if (!n.inputs.empty()) {

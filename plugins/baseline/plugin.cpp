@@ -40,7 +40,7 @@ COUPLET_PLUGIN("baseline", "0.1.0") {
       .output("prediction", ArtifactKind::Dataset, "climatology over the observation's (site, time)")
       .output("model", ArtifactKind::Model, "the fitted climatology: doy_mean(site, doy = 366)")
       .param(param_string("variable", "SSM", "variable to predict, as named in the observations"))
-      .param(param_string("train_end", "2018-12-31", "last day used for fitting (YYYY-MM-DD), included"))
+      .param(param_date("train_end", "2018-12-31", "last day used for fitting (YYYY-MM-DD), included"))
       .run([](Context& ctx) {
         const auto variable = ctx.param<std::string>("variable");
         const auto train_end = series::date_param("train_end", ctx.param<std::string>("train_end"));

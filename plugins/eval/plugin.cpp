@@ -25,8 +25,8 @@ COUPLET_PLUGIN("eval", "0.1.0") {
       .param(param_string("variable", "SSM", "variable to score, in the observations (and the prediction)"))
       .param(param_string("pred_variable", "", "variable in the prediction, when its name differs; "
                                                "empty = the same as variable"))
-      .param(param_string("start", "", "first day scored (YYYY-MM-DD); empty = from the first common day"))
-      .param(param_string("end", "", "last day scored (YYYY-MM-DD); empty = to the last common day"))
+      .param(param_date("start", "", "first day scored (YYYY-MM-DD); empty = from the first common day"))
+      .param(param_date("end", "", "last day scored (YYYY-MM-DD); empty = to the last common day"))
       .run([](Context& ctx) {
         const auto variable = ctx.param<std::string>("variable");
         auto pred_variable = ctx.param<std::string>("pred_variable");

@@ -22,8 +22,8 @@ COUPLET_PLUGIN("io_uscrn", "0.1.0") {
       .param(param_strings("stations", std::vector<std::string>{},
                            "station names as in the file names, e.g. AL_Gadsden_19_N; empty = every "
                            "station of stations.csv with a file in the period"))
-      .param(param_string("start", "2016-01-01", "first day (YYYY-MM-DD)"))
-      .param(param_string("end", "2020-12-31", "last day (YYYY-MM-DD), included"))
+      .param(param_date("start", "2016-01-01", "first day (YYYY-MM-DD)"))
+      .param(param_date("end", "2020-12-31", "last day (YYYY-MM-DD), included"))
       .output("forcing", ArtifactKind::Dataset,
               "(site, time): Pr [mm d-1], SWD [W m-2], Tair [degC], Vp [hPa], Tsoil (5 cm) [degC]")
       .output("ssm", ArtifactKind::Dataset, "(site, time): SSM (5 cm) and SSM10 (10 cm) [m3 m-3]")

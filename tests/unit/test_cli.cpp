@@ -81,7 +81,41 @@ TEST_CASE("couplet plugins, describe and docs") {
   auto bad = run(cli() + " --plugin-path " + broken_plugin("wrong_abi") + " --plugin-path " + good_plugins() + " plugins");
   CHECK(bad.code == 3);
   CHECK(bad.text.find("refused:") != std::string::npos);
+  auto usage = run(cli() + " run --jobs zero x.toml");
+  CHECK(usage.code == 2);
+  auto after = run(cli() + " plugins --plugin-path " + good_plugins());  // global options may follow
+  CHECK(after.code == 0);
+  CHECK(after.text.find("testing.source") != std::string::npos);
   auto help = run(cli() + " run --help");
   CHECK(help.code == 0);
   CHECK(help.text.find("--jobs") != std::string::npos);
+}
+
+TEST_CASE("docs/reference/nodes.md is what `couplet docs` generates from the built plugins") {
+  // The reference docs come from the node declarations; this keeps the committed copy honest.
+  auto m = run(cli() + " docs");
+  REQUIRE(m.code == 0);
+  const std::string committed = read_file(fs::path(COUPLET_SOURCE_DIR) / "docs/reference/nodes.md");
+  CHECK_MESSAGE(m.text == committed,
+                "docs/reference/nodes.md is stale: regenerate it with `build/release/framework/couplet docs -o "
+                "docs/reference/nodes.md`");
+}
+
+TEST_CASE("plugins are found through COUPLET_PLUGIN_PATH and through the workflow's [plugins] paths") {
+  TempDir tmp("cli-search");
+  const std::string body = "[[node]]\nid = \"src\"\nplugin = \"testing.source\"\n";
+  write_file(tmp.path / "plain.toml", "couplet = 1\n" + body);
+  // Without the testing plugin on any search path, the node type is unknown.
+  auto none = run(cli() + " validate " + (tmp.path / "plain.toml").string());
+  CHECK(none.code == 2);
+  CHECK(none.text.find("unknown plugin 'testing.source'") != std::string::npos);
+  auto env = run("COUPLET_PLUGIN_PATH=/nonexistent:" + good_plugins() + " " + cli() + " validate " +
+                 (tmp.path / "plain.toml").string());
+  CHECK_MESSAGE(env.code == 0, env.text);
+  // [plugins] paths are relative to the workflow file.
+  fs::create_directories(tmp.path / "wf");
+  fs::copy(good_plugins(), tmp.path / "myplugins");
+  write_file(tmp.path / "wf/local.toml", "couplet = 1\n[plugins]\npaths = [\"../myplugins\"]\n" + body);
+  auto local = run(cli() + " validate " + (tmp.path / "wf/local.toml").string());
+  CHECK_MESSAGE(local.code == 0, local.text);
 }

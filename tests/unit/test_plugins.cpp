@@ -74,7 +74,7 @@ TEST_CASE("a library with an unresolved symbol is refused at load time") {
 TEST_CASE("a declaration with a default of the wrong type is refused") {
   PluginSet ps;
   auto msg = refusal(fixture_file("bad_declaration", "broken_declaration"), ps);
-  CHECK(msg.find("node 'broken.declaration': parameter 'n' has a default that is not a int") != std::string::npos);
+  CHECK(msg.find("node 'broken.declaration': parameter 'n' has a default of the wrong type (declared int)") != std::string::npos);
 }
 
 TEST_CASE("the same node name in two libraries is an error naming both files") {

@@ -120,15 +120,18 @@ params = { needed = "yes", rate = 1, where = "data/x", weights = [] }
   // The resolved workflow parses again and says the same.
   std::string text = resolved_toml(wf);
   CHECK(text.find("count = 3  # default") != std::string::npos);
+  CHECK(std::get<std::string>(p.at("needed").value) == "yes");
   Workflow again = parse_workflow_text(text, "/some/dir/wf.toml", "/some/dir");
   resolve(again, ps);
   CHECK(canonical(again.nodes[0].params.at("rate").value) == "1.0");
 }
 
-TEST_CASE("TOML dates are accepted for string parameters") {
+TEST_CASE("TOML dates are accepted for string and date parameters; dates are normalised") {
   auto ps = testing_plugins();
-  Workflow wf = resolved("couplet = 1\n[[node]]\nid = \"p\"\nplugin = \"testing.params\"\nparams = { needed = 2016-01-31 }\n", ps);
+  Workflow wf = resolved("couplet = 1\n[[node]]\nid = \"p\"\nplugin = \"testing.params\"\n"
+                         "params = { needed = 2016-01-31, day = \"20200229\" }\n", ps);
   CHECK(std::get<std::string>(wf.nodes[0].params.at("needed").value) == "2016-01-31");
+  CHECK(std::get<std::string>(wf.nodes[0].params.at("day").value) == "2020-02-29");
 }
 
 TEST_CASE("--set overrides are validated like the file") {

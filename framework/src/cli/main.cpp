@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
   CLI::App app{"couplet — couple process-based and machine-learning models in declared workflows"};
   app.set_version_flag("--version", std::string("couplet ") + COUPLET_VERSION_STRING);
   app.require_subcommand(1);
+  app.fallthrough();  // global options (--plugin-path) may also follow the subcommand
   Common c;
   app.add_option("--plugin-path", c.plugin_paths,
                  "Directory to search for plugin libraries first (repeatable); then COUPLET_PLUGIN_PATH, the "
@@ -106,6 +107,7 @@ int main(int argc, char** argv) {
 
   auto* graph = app.add_subcommand("graph", "Print the workflow's graph in Graphviz DOT");
   graph->add_option("workflow", c.workflow, "Workflow file (TOML)")->required()->check(CLI::ExistingFile);
+  graph->add_option("--set", c.sets, "Override a parameter: node.param=value");
 
   auto* plugins = app.add_subcommand("plugins", "List plugin libraries, their node types, and refused libraries");
 
@@ -119,7 +121,12 @@ int main(int argc, char** argv) {
   std::string docs_out;
   docs->add_option("-o,--out", docs_out, "Output file (default: standard output)");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every usage mistake exits 2, like an invalid workflow.
+    return app.exit(e) == 0 ? kOk : kInvalid;
+  }
 
   try {
     if (*run) {
@@ -144,10 +151,7 @@ int main(int argc, char** argv) {
       std::signal(SIGTERM, on_signal);
       auto result = fw::run_workflow(wf, ps, opt);
       if (result.interrupted) return kInterrupted;
-      if (!result.ok) {
-        std::cerr << "error: " << result.error << "\n";
-        return kRunFailed;
-      }
+      if (!result.ok) return kRunFailed;  // the run's log already printed the error
       std::cout << result.run_dir.string() << "\n";
       return kOk;
     }
@@ -169,7 +173,7 @@ int main(int argc, char** argv) {
         std::cout << "\n";
         for (auto& n : lib.nodes) std::cout << "    " << n << "  — " << ps.find(n)->decl->summary << "\n";
       }
-      for (auto& r : ps.refused()) std::cout << "refused: " << r.reason << "\n";
+      for (auto& r : ps.refused()) std::cout << "refused: " << r.reason << "\n";  // reason starts with the file
       return ps.refused().empty() ? kOk : kPluginProblem;
     }
     if (*describe) {
@@ -185,9 +189,12 @@ int main(int argc, char** argv) {
       std::string md = fw::reference_markdown(ps);
       if (docs_out.empty()) std::cout << md;
       else {
-        std::ofstream out(docs_out);
+        const std::string tmp = docs_out + ".tmp-" + std::to_string(::getpid());
+        std::ofstream out(tmp);
         out << md;
-        if (!out) throw std::runtime_error("cannot write " + docs_out);
+        if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
+        out.close();
+        fs::rename(tmp, docs_out);
       }
       return kOk;
     }

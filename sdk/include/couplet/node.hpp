@@ -19,7 +19,7 @@ namespace couplet {
 
 class Context;
 
-enum class ParamType { Bool, Int, Float, String, Path, FloatList, StringList };
+enum class ParamType { Bool, Int, Float, String, Path, FloatList, StringList, Date };
 
 inline const char* to_string(ParamType t) {
   switch (t) {
@@ -30,6 +30,7 @@ inline const char* to_string(ParamType t) {
     case ParamType::Path: return "path";
     case ParamType::FloatList: return "float list";
     case ParamType::StringList: return "string list";
+    case ParamType::Date: return "date";
   }
   return "?";
 }
@@ -80,6 +81,13 @@ inline ParamDecl param_string(std::string name, std::optional<std::string> def, 
 /// the cache key includes the size and modification time of what it names.
 inline ParamDecl param_path(std::string name, std::optional<std::string> def, std::string doc) {
   ParamDecl p; p.name = std::move(name); p.type = ParamType::Path; p.doc = std::move(doc);
+  if (def) p.default_value = *def;
+  return p;
+}
+/// A calendar day, "YYYY-MM-DD" (a TOML date is accepted too), checked when the workflow is validated;
+/// read it as a std::string. An empty default means "not set".
+inline ParamDecl param_date(std::string name, std::optional<std::string> def, std::string doc) {
+  ParamDecl p; p.name = std::move(name); p.type = ParamType::Date; p.doc = std::move(doc);
   if (def) p.default_value = *def;
   return p;
 }

@@ -106,6 +106,7 @@ COUPLET_PLUGIN("testing", "1.0.0") {
       .param(param_floats("weights", std::vector<double>{1, 2}, "floats in [0, 5]").bounds(0, 5))
       .param(param_strings("names", std::vector<std::string>{}, "strings"))
       .param(param_string("needed", std::nullopt, "a required string"))
+      .param(param_date("day", "2020-01-01", "a date"))
       .run([](Context& ctx) {
         auto t = std::make_shared<Table>();
         t->add_column("count", std::vector<double>{static_cast<double>(ctx.param<std::int64_t>("count"))});

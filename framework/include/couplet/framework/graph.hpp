@@ -11,7 +11,7 @@ namespace couplet::framework {
 /// Throws ValidationError naming the node ids of a cycle ("a -> b -> c -> a").
 void check_acyclic(const Workflow& wf);
 
-/// Node indices in an order where every producer comes before its consumers (file order breaks ties).
+/// Node indices in an order where every producer comes before its consumers (deterministic for a file).
 std::vector<int> topological_order(const Workflow& wf);
 
 /// For each node, the indices of the nodes it reads from (deduplicated).

@@ -33,6 +33,7 @@ struct ParamSetting {
 struct NodeSpec {
   std::string id;
   std::string plugin;
+  std::string doc;  ///< what this node is for, in the experiment's words
   SourcePos pos, plugin_pos;
   std::map<std::string, InputRef> inputs;      ///< input port → producer
   std::map<std::string, ParamSetting> params;  ///< as written; after resolve(): complete and typed
@@ -68,6 +69,10 @@ void resolve(Workflow& wf, const PluginSet& plugins);
 
 /// The resolved workflow (every parameter explicit) as TOML text.
 std::string resolved_toml(const Workflow& wf);
+
+/// Checks a value against its declaration, converting it to the declared type (int → float, dates
+/// normalised, relative paths resolved against base_dir). Returns "" or what is wrong.
+std::string check_param_value(const ParamDecl& d, ParamValue& v, const std::filesystem::path& base_dir);
 
 /// Canonical text of a parameter value (stable across runs; used in cache keys and messages).
 std::string canonical(const ParamValue& v);
