@@ -1,0 +1,310 @@
+// TEM-style WBM: process kernels of spec §4–§12 and §14 (see kernels.hpp).
+#include "tem_wbm/kernels.hpp"
+
+#include <cstdio>
+#include <stdexcept>
+
+namespace couplet::tem_wbm {
+
+// ---- §4 ----------------------------------------------------------------------------------------------------
+
+Cosby cosby(double f_sand, double f_silt, double f_clay, Pedotransfer table) {
+  const double sum = f_sand + f_silt + f_clay;
+  if (!(sum > 0) || f_sand < 0 || f_silt < 0 || f_clay < 0)
+    throw std::invalid_argument("texture fractions must be non-negative with a positive sum");
+  const double S = 100 * f_sand / sum, Si = 100 * f_silt / sum, C = 100 * f_clay / sum;  // percent
+  Cosby c{};
+  if (table == Pedotransfer::Table5) {
+    c.theta_sat = 0.489 - 0.00126 * S;
+    c.b = 2.91 + 0.159 * C;
+    c.psi_sat = -10.0 * std::pow(10.0, 1.88 - 0.0131 * S);          // cm suction → mm, negative
+    c.k_sat = 0.0070556 * std::pow(10.0, -0.884 + 0.0153 * S);       // inch h-1 → mm s-1
+  } else {
+    c.theta_sat = 0.505 - 0.00142 * S - 0.00037 * C;
+    c.b = 3.10 + 0.157 * C - 0.003 * S;
+    c.psi_sat = -10.0 * std::pow(10.0, 1.54 - 0.0095 * S + 0.0063 * Si);
+    c.k_sat = 0.0070556 * std::pow(10.0, -0.60 + 0.0126 * S - 0.0064 * C);
+  }
+  return c;
+}
+
+// ---- §5 ----------------------------------------------------------------------------------------------------
+
+Layers root_fractions(const Layers& dz, double beta_r) {
+  auto Y = [&](double z_mm) { return 1.0 - std::pow(beta_r, z_mm / 10.0); };  // z in cm
+  double Z = 0;
+  for (int i = 0; i < kN; ++i) Z += dz[i];
+  Layers r{};
+  double top = 0;
+  for (int i = 0; i < kN; ++i) {
+    r[i] = (Y(top + dz[i]) - Y(top)) / Y(Z);
+    top += dz[i];
+  }
+  return r;
+}
+
+Soil derive_soil(const Statics& st, const Params& p, const Options& o) {
+  const Cosby c = cosby(st.sand, st.silt, st.clay, o.pedotransfer);
+  const bool upland = st.land == Land::Upland;
+  // §3.1: a calibrated value replaces the Cosby value in all layers; θ_sat, ψ_sat, b are upland-only
+  // calibration targets (the wetland keeps the Cosby values); k_sat also sets the wetland infiltration cap.
+  const double theta_sat = upland && std::isfinite(p.theta_sat) ? p.theta_sat : c.theta_sat;
+  const double psi_sat = upland && std::isfinite(p.psi_sat) ? p.psi_sat : c.psi_sat;
+  const double b = upland && std::isfinite(p.b) ? p.b : c.b;
+  const double k_sat = std::isfinite(p.k_sat) ? p.k_sat : c.k_sat;
+
+  Soil s;
+  s.dz = o.dz;
+  double top = 0;
+  for (int i = 0; i < kN; ++i) {
+    s.z_top[i] = top;
+    s.z_node[i] = top + s.dz[i] / 2;
+    top += s.dz[i];
+  }
+  s.Z = top;
+  for (int i = 0; i < kN; ++i) {
+    s.theta_sat[i] = theta_sat;
+    s.psi_sat[i] = psi_sat;
+    s.b[i] = b;
+    s.k_sat[i] = o.ksat_depth_decay ? k_sat * std::exp(-o.f_K * s.z_node[i] / 1000.0) : k_sat;
+    s.theta_fc[i] = std::min(theta_sat, theta_of_psi(o.psi_fc, theta_sat, psi_sat, b));
+    s.theta_wilt[i] = std::min(theta_sat, theta_of_psi(o.psi_wilt, theta_sat, psi_sat, b));
+    s.theta_res[i] = std::min(theta_sat, theta_of_psi(o.psi_dry, theta_sat, psi_sat, b));
+  }
+  s.root = root_fractions(s.dz, o.beta_r);
+  for (int i = 0; i + 1 < kN; ++i) {  // §13.3 interface constants
+    s.d[i] = s.z_node[i + 1] - s.z_node[i];
+    s.k_if[i] = (s.dz[i] + s.dz[i + 1]) / (s.dz[i] / s.k_sat[i] + s.dz[i + 1] / s.k_sat[i + 1]);
+    s.b_if[i] = (s.b[i] + s.b[i + 1]) / 2;
+    s.theta_sat_if[i] = s.theta_sat[i] + s.theta_sat[i + 1];
+  }
+  // §14.1 wetland bounds (uniform Cosby θ_sat)
+  s.w_theta_sat = c.theta_sat;
+  s.w_zwt_max = o.zwt_max_factor * s.Z;
+  s.w_min = wetland_water(s.w_zwt_max, s.w_theta_sat, s.Z, o);
+  s.w_max = s.w_theta_sat * s.Z + o.h_pond;
+  return s;
+}
+
+std::string check_soil(const Soil& s) {
+  char buf[256];
+  for (int i = 0; i < kN; ++i) {
+    const bool ok = s.theta_sat[i] > s.theta_fc[i] && s.theta_fc[i] > s.theta_wilt[i] &&
+                    s.theta_wilt[i] > s.theta_res[i] && s.k_sat[i] > 0 && s.b[i] > 0 && s.psi_sat[i] < 0 &&
+                    std::isfinite(s.theta_sat[i] + s.k_sat[i] + s.b[i] + s.psi_sat[i]);
+    if (!ok) {
+      std::snprintf(buf, sizeof buf,
+                    "layer %d: need theta_sat > theta_fc > theta_wilt > theta_res, k_sat > 0, b > 0, "
+                    "psi_sat < 0; have theta_sat %.6g, theta_fc %.6g, theta_wilt %.6g, theta_res %.6g, "
+                    "k_sat %.6g, b %.6g, psi_sat %.6g",
+                    i + 1, s.theta_sat[i], s.theta_fc[i], s.theta_wilt[i], s.theta_res[i], s.k_sat[i], s.b[i],
+                    s.psi_sat[i]);
+      return buf;
+    }
+  }
+  for (int i = 0; i < kN; ++i)
+    if (!(s.dz[i] > 0)) return "layer thicknesses must be positive";
+  return "";
+}
+
+// ---- §6 ----------------------------------------------------------------------------------------------------
+
+double day_length(double lat_deg, int doy) {
+  if (!std::isfinite(lat_deg)) return 12.0;
+  const double phi = lat_deg * kPi / 180.0;
+  const double delta = 0.409 * std::sin(2 * kPi * doy / 365.0 - 1.39);
+  const double ws = std::acos(clamp(-std::tan(phi) * std::tan(delta), -1.0, 1.0));
+  return std::max(1.0, 24.0 * ws / kPi);
+}
+
+Met derived_met(double T, double Vp_hPa, double SWD, double elev, double lat_deg, int doy) {
+  Met m{};
+  m.P = air_pressure(elev);
+  m.es = sat_vp(T);
+  m.delta = slope_sat_vp(T);
+  m.ea = 100.0 * Vp_hPa;
+  m.D = std::max(0.0, m.es - m.ea);
+  m.lambda = latent_heat(T);
+  m.T_K = T + 273.15;
+  m.rho_a = m.P / (kRd * m.T_K);
+  m.gamma = psychrometric(m.P, m.lambda);
+  m.N = day_length(lat_deg, doy);
+  m.t_day = 3600.0 * m.N;
+  m.SW_d = SWD * 24.0 / m.N;  // daily energy total preserved
+  return m;
+}
+
+// ---- §7 ----------------------------------------------------------------------------------------------------
+
+Snow snow_step(double Pr, double T, double SWD, double& SWE, const Options& o) {
+  Snow s{};
+  double f_rain;
+  if (o.T_snow_hi > o.T_snow_lo) f_rain = clamp((T - o.T_snow_lo) / (o.T_snow_hi - o.T_snow_lo), 0.0, 1.0);
+  else f_rain = T > o.T_snow_lo ? 1.0 : 0.0;  // step: the ramp's limit (snow at T = T_snow_lo)
+  s.rain = f_rain * Pr;
+  s.snowfall = Pr - s.rain;
+  SWE += s.snowfall;
+  const double potential =
+      o.ddf * std::max(0.0, T - o.T_melt) + o.c_rad * (1 - o.alpha_snow) * SWD * kDaySeconds / kLf;
+  s.melt = std::min(SWE, potential);
+  SWE -= s.melt;
+  s.covered = SWE > 0;
+  return s;
+}
+
+// ---- §8, §9 ------------------------------------------------------------------------------------------------
+
+Canopy canopy_step(const Met& m, double rain, double LAI, bool snow_covered, const Params& p, const Options& o) {
+  Canopy c{};
+  c.f_c = 1.0 - std::exp(-p.e_r * LAI);
+  c.A_c = (1 - o.alpha_veg) * m.SW_d * c.f_c;
+  const double alpha_g = snow_covered ? o.alpha_snow : o.alpha_soil;
+  c.A_g = (1 - alpha_g) * m.SW_d * (1 - c.f_c);
+  c.t_dry = m.t_day;
+  if (LAI < 1e-6) return c;  // bare: I = EI = drip = 0
+  c.I = o.interception == InterceptionForm::Fraction ? std::min(rain, p.i_rmax * rain * LAI)
+                                                      : std::min(rain, p.i_rmax * LAI);
+  c.G_b = o.g_bl * LAI;
+  c.E_wet = penman_monteith(m, c.A_c, m.D, 1.0 / c.G_b, 1.0 / c.G_b);
+  if (c.I > 0) {
+    if (c.E_wet * m.t_day <= c.I) {
+      c.EI = c.E_wet * m.t_day;
+      c.t_dry = 0;
+    } else {
+      c.EI = c.I;
+      c.t_dry = m.t_day - c.I / c.E_wet;
+    }
+  }
+  c.drip = c.I - c.EI;
+  return c;
+}
+
+// ---- §11 ---------------------------------------------------------------------------------------------------
+
+Stress stress_factors(const Met& m, double T, const Layers& theta, const Soil& s, const Options& o) {
+  Stress st{};
+  st.f_D = clamp((o.D_close - m.D) / (o.D_close - o.D_open), 0.0, 1.0);
+  st.f_T = clamp((T - o.T_close) / (o.T_open - o.T_close), 0.0, 1.0);
+  st.beta_T = 0;
+  for (int i = 0; i < kN; ++i) {
+    double psi, dpsi;
+    psi_of_theta(theta[i], s.theta_sat[i], s.psi_sat[i], s.b[i], o.s_min, o.psi_min, psi, dpsi);
+    st.w[i] = clamp((psi - o.psi_wilt) / (s.psi_sat[i] - o.psi_wilt), 0.0, 1.0);
+    st.beta_T += s.root[i] * st.w[i];
+  }
+  return st;
+}
+
+double canopy_conductance(const Met& m, const Stress& st, double LAI, const Params& p, const Options& o) {
+  if (LAI < 1e-6) return 0.0;
+  const double Q0 = o.f_par * m.SW_d;
+  const double kL = p.e_r * LAI;
+  // (1/E_R)·ln[(Q0 + Q50)/(Q0·e^(−E_R·LAI) + Q50)]; its E_R → 0 limit is LAI·Q0/(Q0 + Q50)
+  const double light = kL > 1e-12 ? std::log((Q0 + o.Q50) / (Q0 * std::exp(-kL) + o.Q50)) / p.e_r
+                                  : LAI * Q0 / (Q0 + o.Q50);
+  return p.g_max * st.f_D * st.f_T * st.beta_T * light;
+}
+
+void allocate_uptake(double T_dem, const Stress& st, const Layers& theta, const Soil& s, Layers& e, double& EV) {
+  EV = 0;
+  for (int i = 0; i < kN; ++i) {
+    e[i] = T_dem > 0 && st.beta_T > 0
+               ? std::min(T_dem * s.root[i] * st.w[i] / st.beta_T, std::max(0.0, theta[i] - s.theta_wilt[i]) * s.dz[i])
+               : 0.0;
+    EV += e[i];
+  }
+}
+
+Transpiration transpiration(const Met& m, const Canopy& c, const Stress& st, double G_s, double LAI,
+                            const Layers& theta, const Soil& s, const Params& p, const Options& o,
+                            double demand_override) {
+  Transpiration t{};
+  if (LAI >= 1e-6) {
+    const double G_cut = o.g_cut * LAI;
+    t.G_t = c.G_b * (G_s + G_cut) / (c.G_b + G_s + G_cut);
+  }
+  if (demand_override >= 0) {
+    t.T_dem = demand_override;
+  } else if (LAI < 1e-6 || st.beta_T <= 0 || st.f_T <= 0) {
+    t.T_dem = 0;
+  } else if (o.et_method == EtMethod::PM) {
+    t.T_dem = penman_monteith(m, c.A_c, m.D, 1.0 / t.G_t, 1.0 / c.G_b) * c.t_dry;
+  } else {
+    t.T_dem = o.alpha_pt * m.delta / (m.delta + m.gamma) * (c.A_c / m.lambda) * c.t_dry * st.f_D * st.f_T * st.beta_T;
+  }
+  allocate_uptake(t.T_dem, st, theta, s, t.e, t.EV);
+  return t;
+}
+
+// ---- §12 ---------------------------------------------------------------------------------------------------
+
+double soil_evap_potential(const Met& m, double A_g, const Options& o) {
+  if (o.soil_evap == SoilEvap::PT) return o.alpha_pt * m.delta / (m.delta + m.gamma) * A_g / m.lambda * m.t_day;
+  const double r_s = 107.0 * std::pow(293.15 / m.T_K, 1.75);
+  return penman_monteith(m, A_g, m.D, r_s, r_s) * m.t_day;
+}
+
+// ---- §13.8 -------------------------------------------------------------------------------------------------
+
+double upland_ssm(const Layers& theta, const Soil& s) {
+  double sum = 0;
+  for (int i = 0; i < kN; ++i)
+    sum += theta[i] * std::max(0.0, std::min(s.z_top[i] + s.dz[i], 100.0) - std::max(s.z_top[i], 0.0));
+  return sum / 100.0;
+}
+
+// ---- §14 ---------------------------------------------------------------------------------------------------
+
+double wetland_theta0(double z_wt, double theta_sat, const Options& o) {
+  if (z_wt <= 0) return theta_sat;
+  const double x = std::pow(z_wt / 1000.0, -o.c_0);
+  if (o.theta0_relative) return theta_sat * clamp(0.167 * x, o.theta0_min / theta_sat, 1.0);
+  return clamp(o.a_0 * x, o.theta0_min, theta_sat);
+}
+
+double wetland_cumulative(double d, double z_wt, double theta_sat, const Options& o) {
+  const double th0 = wetland_theta0(z_wt, theta_sat, o);
+  const double p = o.p_G;
+  if (d <= z_wt) return th0 * d + (theta_sat - th0) * std::pow(d, p + 1) / ((p + 1) * std::pow(z_wt, p));
+  return th0 * z_wt + (theta_sat - th0) * z_wt / (p + 1) + theta_sat * (d - z_wt);
+}
+
+double wetland_water(double z_wt, double theta_sat, double Z, const Options& o) {
+  if (z_wt <= 0) return theta_sat * Z - z_wt;
+  return wetland_cumulative(Z, z_wt, theta_sat, o);
+}
+
+double wetland_zwt(double W, const Soil& s, const Options& o) {
+  const double full = s.w_theta_sat * s.Z;
+  if (W >= full) return -(W - full);
+  double lo = 0, hi = s.w_zwt_max;  // W(z) decreasing in z
+  for (int it = 0; it < 100 && hi - lo >= 1e-9; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    if (wetland_water(mid, s.w_theta_sat, s.Z, o) > W) lo = mid;
+    else hi = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+Layers wetland_layers(double z_wt, const Soil& s, const Options& o) {
+  Layers th{};
+  const double ts = s.w_theta_sat;
+  if (z_wt <= 0) {
+    th.fill(ts);
+    return th;
+  }
+  double c_top = 0;
+  for (int i = 0; i < kN; ++i) {
+    const double c_bot = wetland_cumulative(s.z_top[i] + s.dz[i], z_wt, ts, o);
+    th[i] = (c_bot - c_top) / s.dz[i];
+    c_top = c_bot;
+  }
+  return th;
+}
+
+double wetland_ssm(double z_wt, const Soil& s, const Options& o) {
+  if (z_wt <= 0) return s.w_theta_sat;
+  return wetland_cumulative(100.0, z_wt, s.w_theta_sat, o) / 100.0;
+}
+
+}  // namespace couplet::tem_wbm

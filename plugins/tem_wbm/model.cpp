@@ -1,0 +1,254 @@
+// TEM-style WBM: the daily driver (spec §15), wetland day (§14.3), mass checks (§16), spin-up (§18).
+#include "tem_wbm/model.hpp"
+
+#include <stdexcept>
+
+namespace couplet::tem_wbm {
+
+namespace {
+
+double column_water(const Layers& th, const Soil& s) {
+  double w = 0;
+  for (int i = 0; i < kN; ++i) w += th[i] * s.dz[i];
+  return w;
+}
+
+/// §16: round-off can leave values like −1e-14; clip negatives larger than −1e-12 to 0.
+double clip_roundoff(double x) { return x < 0 && x > -1e-12 ? 0.0 : x; }
+
+/// Drainage slot as the bottom boundary of §13.3 (upland); dq/dθ_N by a forward difference.
+struct SlotBottom final : BottomFlux {
+  const DrainageSlot* slot;
+  explicit SlotBottom(const DrainageSlot* s) : slot(s) {}
+  double at(double th, const Soil& s, const Options& o) const {
+    constexpr int N = kN - 1;
+    double psi, dpsi;
+    psi_of_theta(th, s.theta_sat[N], s.psi_sat[N], s.b[N], o.s_min, o.psi_min, psi, dpsi);
+    const double f[DrainageSlot::kFeatures] = {0.0, th, s.theta_sat[N], s.k_sat[N], s.b[N], psi};
+    return slot->evaluate(f);
+  }
+  void flux(double th, const Soil& s, const Options& o, double& q, double& dq) const override {
+    constexpr double h = 1e-6;
+    q = at(th, s, o);
+    dq = (at(th + h, s, o) - q) / h;
+  }
+};
+
+}  // namespace
+
+Cell::Cell(const Statics& st, const Params& p, const Options& o) : statics_(st), params_(p), opt_(o) {
+  soil_ = derive_soil(statics_, params_, opt_);
+  const std::string bad = check_soil(soil_);
+  if (!bad.empty()) throw std::invalid_argument("invalid soil parameters: " + bad);
+  reset();
+}
+
+void Cell::reset() {
+  state_ = State{};
+  state_.theta = soil_.theta_fc;
+  state_.z_wt = 100.0;
+  state_.W = wetland_water(100.0, soil_.w_theta_sat, soil_.Z, opt_);
+  if (statics_.land == Land::Upland) state_.z_wt = kNaN;
+  state_.SWE = 0;
+}
+
+void Cell::set_state(const State& s) {
+  state_ = s;
+  if (statics_.land == Land::Wetland) {
+    state_.W = clamp(s.W, soil_.w_min, soil_.w_max);
+    state_.z_wt = wetland_zwt(state_.W, soil_, opt_);
+  } else {
+    for (int i = 0; i < kN; ++i) state_.theta[i] = clamp(s.theta[i], soil_.theta_res[i], soil_.theta_sat[i]);
+  }
+  state_.SWE = std::max(0.0, s.SWE);
+}
+
+double Cell::water() const {
+  return statics_.land == Land::Upland ? column_water(state_.theta, soil_) : state_.W;
+}
+
+// Embedded ET slot: features per model.hpp; returns T_dem, sets the ES demand.
+double Cell::et_slot(const Slots& slots, DayOut& d, const Forcing& f, double theta1, double& es_demand) const {
+  const double feat[EtSlot::kFeatures] = {f.T,      d.met.D,  d.met.SW_d, f.LAI,
+                                          d.A_c,    d.A_g,    d.t_dry,    d.met.t_day,
+                                          d.beta_T, theta1 / soil_.theta_fc[0], d.snow_covered ? 1.0 : 0.0,
+                                          d.met.P};
+  double out[EtSlot::kOutputs] = {0, 0};
+  slots.et->evaluate(feat, out);
+  if (!std::isfinite(out[0]) || !std::isfinite(out[1])) d.flags |= kFlagSlot;
+  es_demand = std::isfinite(out[1]) ? std::max(0.0, out[1]) : 0.0;
+  return std::isfinite(out[0]) ? std::max(0.0, out[0]) : 0.0;
+}
+
+DayOut Cell::advance(const Forcing& f, const Slots& slots) {
+  DayOut d;
+  const State start = state_;
+  const double W_start = water();
+  const double SWE_start = state_.SWE;
+
+  // §15 steps 1–4: met, snow, energy, canopy
+  d.met = derived_met(f.T, f.Vp, f.SWD, statics_.elev, statics_.lat, f.doy);
+  const Snow sn = snow_step(f.Pr, f.T, f.SWD, state_.SWE, opt_);
+  d.rain = sn.rain;
+  d.snowfall = sn.snowfall;
+  d.melt = sn.melt;
+  d.snow_covered = sn.covered;
+  const double LAI = std::max(0.0, f.LAI);
+  const Canopy c = canopy_step(d.met, sn.rain, LAI, sn.covered, params_, opt_);
+  d.f_c = c.f_c;
+  d.A_c = c.A_c;
+  d.A_g = c.A_g;
+  d.I = c.I;
+  d.EI = c.EI;
+  d.drip = c.drip;
+  d.E_wet = c.E_wet;
+  d.t_dry = c.t_dry;
+  d.W_in = (sn.rain - c.I) + c.drip + sn.melt;  // step 9
+
+  if (statics_.land == Land::Upland) upland_day(d, f, slots);
+  else wetland_day(d, f, slots);
+
+  // §16 mass checks
+  d.SWE = state_.SWE;
+  d.W_soil = water();
+  d.ET_total = d.EI + d.EV + d.ES;
+  d.res_soil = (d.W_soil - W_start) - (d.IF - d.EV - d.ES - d.DR);
+  d.res_cell = (d.W_soil + d.SWE) - (W_start + SWE_start) - (f.Pr - d.EI - d.EV - d.ES - d.RO - d.DR);
+  const double outs[] = {d.IF, d.EV, d.ES, d.DR, d.RO, d.EI, d.SSM, d.SWE, d.W_soil, d.res_cell, d.res_soil};
+  for (double v : outs)
+    if (!std::isfinite(v)) d.flags |= kFlagNonFinite;
+  if (std::fabs(d.res_soil) > opt_.mb_tolerance || std::fabs(d.res_cell) > opt_.mb_tolerance ||
+      std::fabs(d.res_DR) > opt_.mb_tolerance)
+    d.flags |= kFlagMassBalance;
+  if (d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot)) {
+    state_ = start;  // abort the cell-day (§17): keep the start-of-day state
+  }
+  if ((d.flags & kFlagMassBalance) && opt_.mb_throw)
+    throw std::runtime_error("mass balance violated: res_soil " + std::to_string(d.res_soil) + " mm, res_cell " +
+                             std::to_string(d.res_cell) + " mm, res_DR " + std::to_string(d.res_DR) + " mm");
+  return d;
+}
+
+void Cell::upland_day(DayOut& d, const Forcing& f, const Slots& slots) {
+  Layers& th = state_.theta;
+  const double LAI = std::max(0.0, f.LAI);
+  // §15 steps 5–8 from the start-of-day θ
+  const Stress st = stress_factors(d.met, f.T, th, soil_, opt_);
+  d.f_D = st.f_D;
+  d.f_T = st.f_T;
+  d.beta_T = st.beta_T;
+  d.w = st.w;
+  d.G_s = canopy_conductance(d.met, st, LAI, params_, opt_);
+  d.ES_pot = soil_evap_potential(d.met, d.A_g, opt_);
+  d.beta_s = soil_evap_factor(th[0], soil_.theta_fc[0]);
+  double es_demand = d.ES_pot * d.beta_s, t_dem_override = -1;
+  if (slots.et) t_dem_override = et_slot(slots, d, f, th[0], es_demand);
+  const Canopy c{d.f_c, d.A_c, d.A_g, d.I, LAI >= 1e-6 ? opt_.g_bl * LAI : 0.0, d.E_wet, d.EI, d.drip, d.t_dry};
+  const Transpiration tr = transpiration(d.met, c, st, d.G_s, LAI, th, soil_, params_, opt_, t_dem_override);
+  d.G_t = tr.G_t;
+  d.T_dem = tr.T_dem;
+  d.e = tr.e;
+  d.EV = tr.EV;
+  d.ES = soil_evap(es_demand, d.snow_covered, th[0], d.e[0], soil_);
+
+  // §13.1 Stage 1: sinks
+  for (int i = 0; i < kN; ++i) th[i] -= d.e[i] / soil_.dz[i];
+  th[0] -= d.ES / soil_.dz[0];
+  const double W_after1 = column_water(th, soil_);
+
+  // §13.2 Stage 2
+  SlotBottom slot_bottom(slots.drainage);
+  const RichardsDay r = richards_day(th, d.W_in, soil_, opt_, slots.drainage ? &slot_bottom : nullptr);
+  d.flags |= r.flags;
+  d.n_substeps = r.n_substeps;
+  d.n_rejected = r.n_rejected;
+  d.n_projections = r.n_projections;
+  const double W_end = column_water(th, soil_);
+  const double RO_inf = d.W_in - r.IF_acc;
+  d.IF = clip_roundoff(r.IF_acc - r.RO_sat);
+  d.RO = clip_roundoff(RO_inf + r.RO_sat);
+  d.DR = clip_roundoff((W_after1 + r.IF_acc - r.RO_sat) - W_end);  // storage-based, authoritative
+  d.res_DR = d.DR - r.DR_flux;
+  d.SSM = upland_ssm(th, soil_);
+  d.theta = th;
+}
+
+void Cell::wetland_day(DayOut& d, const Forcing& f, const Slots& slots) {
+  const Soil& s = soil_;
+  const double LAI = std::max(0.0, f.LAI);
+  double& W = state_.W;
+  // §14.3.1 layer means from z_wt^n
+  const Layers th = wetland_layers(state_.z_wt, s, opt_);
+  const Stress st = stress_factors(d.met, f.T, th, s, opt_);
+  d.f_D = st.f_D;
+  d.f_T = st.f_T;
+  d.beta_T = st.beta_T;
+  d.w = st.w;
+  d.G_s = canopy_conductance(d.met, st, LAI, params_, opt_);
+  d.ES_pot = soil_evap_potential(d.met, d.A_g, opt_);
+  d.beta_s = soil_evap_factor(th[0], s.theta_fc[0]);
+  double es_demand = d.ES_pot * d.beta_s, t_dem_override = -1;
+  if (slots.et) t_dem_override = et_slot(slots, d, f, th[0], es_demand);
+  const Canopy c{d.f_c, d.A_c, d.A_g, d.I, LAI >= 1e-6 ? opt_.g_bl * LAI : 0.0, d.E_wet, d.EI, d.drip, d.t_dry};
+  const Transpiration tr = transpiration(d.met, c, st, d.G_s, LAI, th, s, params_, opt_, t_dem_override);
+  d.G_t = tr.G_t;
+  d.T_dem = tr.T_dem;
+  d.e = tr.e;
+  d.EV = tr.EV;
+  d.ES = soil_evap(es_demand, d.snow_covered, th[0], d.e[0], s);
+
+  // §14.3.2 column cap on the evaporative sinks (allocation by layer is diagnostic only)
+  const double avail = W - s.w_min;
+  if (d.EV + d.ES > avail) {
+    const double k = std::max(0.0, avail) / (d.EV + d.ES);
+    d.EV *= k;
+    d.ES *= k;
+    for (double& e : d.e) e *= k;
+  }
+  // §14.3.3 drainage [R]
+  double cap_dr;
+  if (slots.drainage) {
+    const double feat[DrainageSlot::kFeatures] = {1.0, state_.z_wt, W - s.w_min, s.Z, s.w_theta_sat, params_.q_drmax};
+    cap_dr = slots.drainage->evaluate(feat);
+    if (!std::isfinite(cap_dr)) {
+      d.flags |= kFlagSlot;
+      cap_dr = 0;
+    }
+    cap_dr = std::max(0.0, cap_dr);
+  } else {
+    const double g_D = state_.z_wt <= 0 ? 1.0 : std::max(0.0, (s.Z - state_.z_wt) / s.Z);
+    cap_dr = params_.q_drmax * g_D;
+  }
+  d.DR = std::min(cap_dr, std::max(0.0, W - s.w_min - d.EV - d.ES));
+  // §14.3.4 infiltration and runoff
+  d.IF = std::max(0.0, std::min(d.W_in, std::min(s.k_sat[0] * kDaySeconds, s.w_max - (W - d.EV - d.ES - d.DR))));
+  d.RO = clip_roundoff(d.W_in - d.IF);
+  // §14.3.5 update and diagnose
+  W = W + d.IF - d.EV - d.ES - d.DR;
+  state_.z_wt = wetland_zwt(W, s, opt_);
+  d.z_wt = state_.z_wt;
+  d.SSM = wetland_ssm(state_.z_wt, s, opt_);
+  d.theta = wetland_layers(state_.z_wt, s, opt_);
+}
+
+SpinUpResult spin_up(Cell& cell, const Forcing* days, std::size_t n_days, const Slots& slots, double tol,
+                     int max_cycles) {
+  SpinUpResult r;
+  if (n_days == 0) return r;
+  double W_prev = cell.water(), SWE_prev = cell.state().SWE;
+  for (int cycle = 1; cycle <= max_cycles; ++cycle) {
+    for (std::size_t t = 0; t < n_days; ++t) cell.advance(days[t], slots);
+    r.cycles = cycle;
+    r.dW = cell.water() - W_prev;
+    r.dSWE = cell.state().SWE - SWE_prev;
+    if (std::fabs(r.dW) < tol && std::fabs(r.dSWE) < tol) {
+      r.converged = true;
+      break;
+    }
+    W_prev = cell.water();
+    SWE_prev = cell.state().SWE;
+  }
+  return r;
+}
+
+}  // namespace couplet::tem_wbm

@@ -1,0 +1,96 @@
+// TEM-style WBM: one cell stepped day by day (spec §15), mass checks (§16), spin-up (§18), and the
+// embedded process slots through which a learned component can replace a physics sub-process.
+//
+// Stepping interface (for an outer node, e.g. data assimilation): construct a Cell (initialise),
+// advance() one day at a time, and read or overwrite its State between days with state()/set_state().
+#pragma once
+
+#include "tem_wbm/kernels.hpp"
+#include "tem_wbm/types.hpp"
+
+#include <cstddef>
+#include <string>
+
+namespace couplet::tem_wbm {
+
+/// Embedded evapotranspiration slot (§11–§12 demands). Feature vector = the slot's inputs, in order:
+///   0 Tair [°C]   1 VPD D [Pa]   2 SW_d daytime-mean shortwave [W m-2]   3 LAI [m2 m-2]
+///   4 A_c canopy available energy [W m-2]   5 A_g ground available energy [W m-2]
+///   6 t_dry canopy-dry time [s]   7 t_day daylight time [s]   8 β_T soil water stress [–]
+///   9 θ_1/θ_fc,1 relative top-layer wetness [–]   10 snow_covered (0/1)   11 air pressure P [Pa]
+/// Outputs: 0 transpiration demand T_dem [mm d-1], 1 soil evaporation demand [mm d-1] (before the supply
+/// cap). Physics then applies what keeps the budget closed: the allocation to layers with wilting caps
+/// (§11.4; none when β_T = 0), the top-layer supply cap (§12), the wetland column cap (§14.3), and the
+/// §7 rule ES = 0 under snow; negative demands become 0, a non-finite one aborts the cell-day.
+struct EtSlot {
+  static constexpr std::size_t kFeatures = 12, kOutputs = 2;
+  virtual ~EtSlot() = default;
+  virtual void evaluate(const double* features, double* out) const = 0;
+};
+
+/// Embedded drainage slot. Feature vector (6 values; the first says which form):
+///   upland  (land 0): 0 land=0  1 θ_N [m3 m-3]  2 θ_sat,N  3 k_sat,N [mm s-1]  4 b_N  5 ψ(θ_N) [mm]
+///                     → output: bottom flux q_{N+½} [mm s-1] (physics: f_drain·K(θ_N), §13.3), called in
+///                       every Richards sub-step; its derivative is taken by a forward difference.
+///   wetland (land 1): 0 land=1  1 z_wt [mm]  2 W − W_min [mm]  3 Z [mm]  4 θ_sat  5 Q_DRMAX [mm d-1]
+///                     → output: drainage capacity [mm d-1] (physics: Q_DRMAX·g_D, §14.3), then capped
+///                       by the water available above W_min.
+struct DrainageSlot {
+  static constexpr std::size_t kFeatures = 6;
+  virtual ~DrainageSlot() = default;
+  virtual double evaluate(const double* features) const = 0;
+};
+
+struct Slots {
+  const EtSlot* et = nullptr;              ///< null: physics (§11–§12)
+  const DrainageSlot* drainage = nullptr;  ///< null: physics (§13.3 / §14.3)
+};
+
+class Cell {
+ public:
+  /// Initialise (§18): derives soil quantities (§4–§5), checks them (§17; throws std::invalid_argument
+  /// naming the violation) and sets the initial state.
+  Cell(const Statics& st, const Params& p, const Options& o = {});
+
+  /// Initial state of §18: upland θ_i = θ_fc,i; wetland z_wt = 100 mm → W = W(100); SWE = 0.
+  void reset();
+  /// One day (§15). If the returned flags include an abort flag (sub-step limit, non-finite value,
+  /// unresolvable deficit, slot failure) the cell-day is aborted and the state left at the start of day.
+  DayOut advance(const Forcing& f, const Slots& slots = {});
+
+  const State& state() const { return state_; }
+  /// Overwrites the state (e.g. an analysis update). Wetland: W is authoritative; z_wt is re-diagnosed.
+  /// Upland θ is clamped to [θ_res, θ_sat] per layer.
+  void set_state(const State& s);
+
+  const Soil& soil() const { return soil_; }
+  const Statics& statics() const { return statics_; }
+  const Params& params() const { return params_; }
+  const Options& options() const { return opt_; }
+  Land land() const { return statics_.land; }
+  /// W_soil of §16: Σθ_iΔz_i (upland) or W (wetland).
+  double water() const;
+
+ private:
+  void upland_day(DayOut& d, const Forcing& f, const Slots& slots);
+  void wetland_day(DayOut& d, const Forcing& f, const Slots& slots);
+  double et_slot(const Slots& slots, DayOut& d, const Forcing& f, double theta1, double& es_demand) const;
+
+  Statics statics_;
+  Params params_;
+  Options opt_;
+  Soil soil_;
+  State state_;
+};
+
+struct SpinUpResult {
+  int cycles = 0;
+  bool converged = false;
+  double dW = kNaN, dSWE = kNaN;  ///< last year-end changes [mm]
+};
+/// §18: repeats `days` (the first forcing year) until |ΔW_soil| and |ΔSWE| between successive year-ends
+/// are < tol (max `max_cycles` cycles). The cell keeps the spun-up state.
+SpinUpResult spin_up(Cell& cell, const Forcing* days, std::size_t n_days, const Slots& slots = {},
+                     double tol = 0.5, int max_cycles = 50);
+
+}  // namespace couplet::tem_wbm

@@ -1,0 +1,180 @@
+#include "tem_wbm/optimize.hpp"
+
+#include <Eigen/Dense>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <stdexcept>
+
+namespace couplet::tem_wbm::optimize {
+
+namespace {
+
+void check_bounds(const std::vector<Bound>& b) {
+  if (b.empty()) throw std::invalid_argument("optimize: no parameters");
+  for (auto& x : b) {
+    if (!(x.lo < x.hi)) throw std::invalid_argument("optimize: a bound has lo >= hi");
+    if (x.log && (x.lo == 0 || x.hi == 0 || (x.lo < 0) != (x.hi < 0)))
+      throw std::invalid_argument("optimize: a log-scaled bound must not contain zero");
+  }
+}
+
+double finite_or_inf(double v) { return std::isfinite(v) ? v : std::numeric_limits<double>::infinity(); }
+
+double sum_squares(const std::vector<double>& r) {
+  double s = 0;
+  for (double v : r) s += v * v;
+  return std::isfinite(s) ? s : std::numeric_limits<double>::infinity();
+}
+
+}  // namespace
+
+std::vector<double> to_unit(const std::vector<double>& x, const std::vector<Bound>& b) {
+  std::vector<double> u(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const Bound& B = b[i];
+    if (B.log) {
+      const double s = B.lo < 0 ? -1 : 1;
+      u[i] = (std::log10(s * x[i]) - std::log10(s * B.lo)) / (std::log10(s * B.hi) - std::log10(s * B.lo));
+    } else {
+      u[i] = (x[i] - B.lo) / (B.hi - B.lo);
+    }
+    u[i] = std::clamp(u[i], 0.0, 1.0);
+  }
+  return u;
+}
+
+std::vector<double> from_unit(const std::vector<double>& u, const std::vector<Bound>& b) {
+  std::vector<double> x(u.size());
+  for (std::size_t i = 0; i < u.size(); ++i) {
+    const Bound& B = b[i];
+    const double v = std::clamp(u[i], 0.0, 1.0);
+    if (B.log) {
+      const double s = B.lo < 0 ? -1 : 1;
+      const double l0 = std::log10(s * B.lo), l1 = std::log10(s * B.hi);
+      x[i] = s * std::pow(10.0, l0 + v * (l1 - l0));
+    } else {
+      x[i] = B.lo + v * (B.hi - B.lo);
+    }
+    x[i] = std::clamp(x[i], std::min(B.lo, B.hi), std::max(B.lo, B.hi));  // round-off at the edges
+  }
+  return x;
+}
+
+Result differential_evolution(const std::function<double(const std::vector<double>&)>& f,
+                              const std::vector<Bound>& bounds, const DEOptions& opt) {
+  check_bounds(bounds);
+  const std::size_t d = bounds.size();
+  const std::size_t np = opt.population > 0 ? static_cast<std::size_t>(opt.population) : std::max<std::size_t>(20, 10 * d);
+  if (np < 4) throw std::invalid_argument("optimize: differential evolution needs a population of at least 4");
+  std::mt19937_64 rng(opt.seed);
+  std::uniform_real_distribution<double> unif(0.0, 1.0);
+  std::uniform_int_distribution<std::size_t> pick(0, np - 1), pick_dim(0, d - 1);
+
+  Result r;
+  auto eval = [&](const std::vector<double>& u) {
+    ++r.evaluations;
+    return finite_or_inf(f(from_unit(u, bounds)));
+  };
+  // Latin-hypercube start: every parameter's range is covered evenly from the first generation.
+  std::vector<std::vector<double>> pop(np, std::vector<double>(d));
+  for (std::size_t j = 0; j < d; ++j) {
+    std::vector<std::size_t> strata(np);
+    for (std::size_t i = 0; i < np; ++i) strata[i] = i;
+    std::shuffle(strata.begin(), strata.end(), rng);
+    for (std::size_t i = 0; i < np; ++i) pop[i][j] = (static_cast<double>(strata[i]) + unif(rng)) / static_cast<double>(np);
+  }
+  std::vector<double> cost(np);
+  for (std::size_t i = 0; i < np; ++i) cost[i] = eval(pop[i]);
+
+  std::vector<double> trial(d);
+  while (r.evaluations + static_cast<int>(np) <= opt.max_evaluations) {
+    ++r.iterations;
+    for (std::size_t i = 0; i < np; ++i) {
+      std::size_t a, b, c;
+      do a = pick(rng); while (a == i);
+      do b = pick(rng); while (b == i || b == a);
+      do c = pick(rng); while (c == i || c == a || c == b);
+      const std::size_t forced = pick_dim(rng);
+      for (std::size_t j = 0; j < d; ++j) {
+        if (j == forced || unif(rng) < opt.crossover) {
+          double v = pop[a][j] + opt.weight * (pop[b][j] - pop[c][j]);
+          // Bounce back inside instead of clipping: clipping piles trials onto the bounds.
+          if (v < 0) v = pop[a][j] * unif(rng);
+          if (v > 1) v = pop[a][j] + (1 - pop[a][j]) * unif(rng);
+          trial[j] = v;
+        } else {
+          trial[j] = pop[i][j];
+        }
+      }
+      const double ct = eval(trial);
+      if (ct <= cost[i]) pop[i] = trial, cost[i] = ct;
+    }
+    const auto [lo, hi] = std::minmax_element(cost.begin(), cost.end());
+    if (std::isfinite(*hi) && *hi - *lo <= opt.tolerance * (1 + std::fabs(*lo))) break;
+  }
+  const std::size_t best = static_cast<std::size_t>(std::min_element(cost.begin(), cost.end()) - cost.begin());
+  r.x = from_unit(pop[best], bounds);
+  r.f = cost[best];
+  return r;
+}
+
+Result levenberg_marquardt(const std::function<std::vector<double>(const std::vector<double>&)>& residuals,
+                           const std::vector<double>& x0, const std::vector<Bound>& bounds, const LMOptions& opt) {
+  check_bounds(bounds);
+  if (x0.size() != bounds.size()) throw std::invalid_argument("optimize: x0 and bounds differ in size");
+  const std::size_t d = bounds.size();
+  Result r;
+  auto res = [&](const std::vector<double>& u) {
+    ++r.evaluations;
+    return residuals(from_unit(u, bounds));
+  };
+  std::vector<double> u = to_unit(x0, bounds);
+  std::vector<double> e = res(u);
+  double s = sum_squares(e);
+  double lambda = 1e-3;
+  for (int it = 0; it < opt.max_iterations && std::isfinite(s); ++it) {
+    const std::size_t m = e.size();
+    Eigen::MatrixXd J(m, d);
+    for (std::size_t j = 0; j < d; ++j) {
+      // Step inward at the upper bound so the difference stays inside the box.
+      std::vector<double> up = u;
+      const double h = up[j] + opt.step <= 1 ? opt.step : -opt.step;
+      up[j] += h;
+      const std::vector<double> ej = res(up);
+      if (ej.size() != m) throw std::runtime_error("optimize: the residual vector changed length");
+      for (std::size_t i = 0; i < m; ++i) J(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = (ej[i] - e[i]) / h;
+    }
+    Eigen::Map<const Eigen::VectorXd> ev(e.data(), static_cast<Eigen::Index>(m));
+    const Eigen::MatrixXd JtJ = J.transpose() * J;
+    const Eigen::VectorXd g = J.transpose() * ev;
+    bool improved = false;
+    while (lambda < 1e10) {
+      Eigen::MatrixXd A = JtJ;
+      A.diagonal() += lambda * (JtJ.diagonal().array() + 1e-12).matrix();
+      const Eigen::VectorXd step = A.ldlt().solve(-g);
+      std::vector<double> un(d);
+      for (std::size_t j = 0; j < d; ++j) un[j] = std::clamp(u[j] + step(static_cast<Eigen::Index>(j)), 0.0, 1.0);
+      const std::vector<double> en = res(un);
+      const double sn = sum_squares(en);
+      if (sn < s) {
+        const double rel = (s - sn) / std::max(s, 1e-300);
+        u = un, e = en, s = sn;
+        lambda = std::max(lambda / 3, 1e-12);
+        improved = true;
+        ++r.iterations;
+        if (rel < opt.tolerance) lambda = 1e10;  // converged: leave the outer loop below
+        break;
+      }
+      lambda *= 4;
+    }
+    if (!improved || lambda >= 1e10) break;
+  }
+  r.x = from_unit(u, bounds);
+  r.f = s;
+  return r;
+}
+
+}  // namespace couplet::tem_wbm::optimize

@@ -1,0 +1,55 @@
+// Derivative-free global search and a bounded least-squares polish, for calibrating the water
+// balance model (the role PEST plays in the paper). Both work in a unit cube: each parameter is
+// mapped linearly or, where its range spans decades, logarithmically onto [0, 1], so that one step
+// size suits k_sat (5e-5 … 5e-2 mm/s) and b (2.5 … 15) alike.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace couplet::tem_wbm::optimize {
+
+struct Bound {
+  double lo, hi;
+  bool log = false;  ///< search log10(x) uniformly (requires lo, hi of one sign and non-zero)
+};
+
+/// x ↔ unit-cube coordinates for a set of bounds.
+std::vector<double> to_unit(const std::vector<double>& x, const std::vector<Bound>& b);
+std::vector<double> from_unit(const std::vector<double>& u, const std::vector<Bound>& b);
+
+struct Result {
+  std::vector<double> x;  ///< best point found
+  double f = 0;           ///< objective there
+  int evaluations = 0;
+  int iterations = 0;     ///< generations (DE) or accepted steps (LM)
+};
+
+struct DEOptions {
+  int population = 0;       ///< 0: 10 × dimension (at least 20)
+  int max_evaluations = 4000;
+  double weight = 0.7;      ///< differential weight F
+  double crossover = 0.9;   ///< crossover probability CR
+  double tolerance = 1e-10; ///< stop when the population's objective spread falls below this
+  std::uint64_t seed = 1;
+};
+
+/// Differential evolution (DE/rand/1/bin, Storn & Price 1997) within bounds. Deterministic for a seed.
+/// Non-finite objective values count as +infinity (a rejected parameter set).
+Result differential_evolution(const std::function<double(const std::vector<double>&)>& f,
+                              const std::vector<Bound>& bounds, const DEOptions& opt);
+
+struct LMOptions {
+  int max_iterations = 30;
+  double step = 1e-4;        ///< finite-difference step in unit coordinates
+  double tolerance = 1e-12;  ///< stop when the relative decrease of the sum of squares is below this
+};
+
+/// Levenberg–Marquardt on a residual vector (objective = sum of squares), Jacobian by forward finite
+/// differences in unit coordinates, steps projected into the bounds. Starts from x0.
+Result levenberg_marquardt(const std::function<std::vector<double>(const std::vector<double>&)>& residuals,
+                           const std::vector<double>& x0, const std::vector<Bound>& bounds, const LMOptions& opt);
+
+}  // namespace couplet::tem_wbm::optimize

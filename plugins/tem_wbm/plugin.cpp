@@ -1,0 +1,243 @@
+// Plugin "tem_wbm": the node tem_wbm.simulate, a TEM-style daily water balance model (spec
+// shared/specs/tem-wbm.md). The model is in types/kernels/richards/model.cpp; the work over sites in
+// simulate.cpp. This file only maps the Context (parameters, ports, threads, progress) onto it.
+#include "tem_wbm/simulate.hpp"
+
+#include <couplet/sdk.hpp>
+
+#include <memory>
+#include <mutex>
+
+using namespace couplet;
+namespace tw = couplet::tem_wbm;
+
+namespace {
+
+// Fixed parameters of spec §3.2 exposed as node parameters (data-driven: name, member, units, doc).
+struct FixedParam {
+  const char* name;
+  double tw::Options::*member;
+  const char* units;
+  const char* doc;
+};
+const FixedParam kFixed[] = {
+    {"f_drain", &tw::Options::f_drain, "1", "bottom drainage switch, 1 free drainage, 0 impermeable (spec 3.2)"},
+    {"g_bl", &tw::Options::g_bl, "m s-1", "leaf boundary-layer conductance per LAI"},
+    {"g_cut", &tw::Options::g_cut, "m s-1", "cuticular conductance per LAI"},
+    {"d_open", &tw::Options::D_open, "Pa", "VPD of no stomatal closure"},
+    {"d_close", &tw::Options::D_close, "Pa", "VPD of full stomatal closure"},
+    {"t_open", &tw::Options::T_open, "degC", "temperature of no stomatal closure"},
+    {"t_close", &tw::Options::T_close, "degC", "temperature of full stomatal closure"},
+    {"q50", &tw::Options::Q50, "W m-2", "visible radiation giving half-maximal stomatal conductance"},
+    {"f_par", &tw::Options::f_par, "1", "visible fraction of shortwave"},
+    {"alpha_veg", &tw::Options::alpha_veg, "1", "canopy shortwave albedo"},
+    {"alpha_soil", &tw::Options::alpha_soil, "1", "bare-soil shortwave albedo"},
+    {"alpha_snow", &tw::Options::alpha_snow, "1", "albedo of snow-covered ground"},
+    {"alpha_pt", &tw::Options::alpha_pt, "1", "Priestley-Taylor coefficient"},
+    {"psi_fc", &tw::Options::psi_fc, "mm", "matric potential at field capacity"},
+    {"psi_wilt", &tw::Options::psi_wilt, "mm", "matric potential at wilting (beta_T = 0)"},
+    {"psi_dry", &tw::Options::psi_dry, "mm", "air-dry potential defining theta_res"},
+    {"beta_r", &tw::Options::beta_r, "1", "root distribution coefficient (Jackson et al. 1996)"},
+    {"t_snow_lo", &tw::Options::T_snow_lo, "degC", "all snow below"},
+    {"t_snow_hi", &tw::Options::T_snow_hi, "degC", "all rain above (= t_snow_lo: a step)"},
+    {"t_melt", &tw::Options::T_melt, "degC", "melt threshold"},
+    {"ddf", &tw::Options::ddf, "mm degC-1 d-1", "degree-day factor"},
+    {"c_rad", &tw::Options::c_rad, "1", "radiation melt multiplier (0 = pure degree-day)"},
+    {"h_pond", &tw::Options::h_pond, "mm", "maximum ponding depth on wetlands"},
+    {"p_g", &tw::Options::p_G, "1", "Granberg profile exponent"},
+    {"a_0", &tw::Options::a_0, "m3 m-3", "wetland surface water content coefficient"},
+    {"c_0", &tw::Options::c_0, "1", "wetland surface water content exponent"},
+    {"theta0_min", &tw::Options::theta0_min, "m3 m-3", "minimum wetland surface water content"},
+    {"zwt_max_factor", &tw::Options::zwt_max_factor, "1", "deepest wetland water table, in column depths"},
+    {"dt0", &tw::Options::dt0, "s", "initial Richards sub-step (spec 13.6)"},
+    {"dt_max", &tw::Options::dt_max, "s", "largest Richards sub-step"},
+    {"dt_min", &tw::Options::dt_min, "s", "smallest Richards sub-step"},
+    {"dtheta_max", &tw::Options::dtheta_max, "m3 m-3", "largest water-content change per sub-step"},
+    {"tol_theta", &tw::Options::tol_theta, "m3 m-3", "bound tolerance before a sub-step is rejected"},
+    {"s_min", &tw::Options::s_min, "1", "relative saturation floor in psi(theta)"},
+    {"psi_min", &tw::Options::psi_min, "mm", "matric potential floor"},
+    {"f_k", &tw::Options::f_K, "m-1", "k_sat depth-decay rate (with ksat_depth_decay)"},
+};
+
+/// A Surrogate (from the model input) as the ET slot; calls are serialised (surrogates need not be
+/// thread-safe), which keeps results independent of the thread count.
+class SurrogateEt final : public tw::EtSlot {
+ public:
+  explicit SurrogateEt(std::shared_ptr<Surrogate> s) : s_(std::move(s)) {}
+  void evaluate(const double* f, double* out) const override {
+    const std::vector<double> in(f, f + kFeatures);
+    std::lock_guard<std::mutex> lock(m_);
+    const auto r = s_->evaluate(in, 1);
+    out[0] = r.size() > 0 ? r[0] : tw::kNaN;
+    out[1] = r.size() > 1 ? r[1] : tw::kNaN;
+  }
+
+ private:
+  std::shared_ptr<Surrogate> s_;
+  mutable std::mutex m_;
+};
+
+class SurrogateDrainage final : public tw::DrainageSlot {
+ public:
+  explicit SurrogateDrainage(std::shared_ptr<Surrogate> s) : s_(std::move(s)) {}
+  double evaluate(const double* f) const override {
+    const std::vector<double> in(f, f + kFeatures);
+    std::lock_guard<std::mutex> lock(m_);
+    const auto r = s_->evaluate(in, 1);
+    return r.empty() ? tw::kNaN : r[0];
+  }
+
+ private:
+  std::shared_ptr<Surrogate> s_;
+  mutable std::mutex m_;
+};
+
+std::shared_ptr<Surrogate> slot_surrogate(Context& ctx, const std::string& port, std::size_t features,
+                                          std::size_t outputs) {
+  auto s = ctx.surrogate(ctx.model(port));
+  if (!s) throw NodeError("input '" + port + "': the model provides no surrogate");
+  if (s->n_features() != features || s->n_outputs() != outputs)
+    throw NodeError("input '" + port + "': the surrogate takes " + std::to_string(s->n_features()) +
+                    " features and gives " + std::to_string(s->n_outputs()) + " outputs; this slot needs " +
+                    std::to_string(features) + " and " + std::to_string(outputs) + " (see the node doc)");
+  return s;
+}
+
+}  // namespace
+
+COUPLET_PLUGIN("tem_wbm", "0.1.0") {
+  auto node = plugin.node("tem_wbm.simulate");
+  node.version("1")
+      .summary("TEM-style daily soil water balance: upland six-layer Richards column or two-zone wetland")
+      .doc("Implements shared/specs/tem-wbm.md v1.0 cell by cell (sites are independent): degree-day snow, "
+           "canopy interception (I_RMAX), Beer's-law radiation partition (E_R), Penman-Monteith transpiration "
+           "with light-integrated stomatal conductance (g_max), Priestley-Taylor soil evaporation; upland "
+           "(land 0): six layers (50, 50, 100, 200, 400, 700 mm), implicit Richards redistribution with "
+           "adaptive sub-steps, free drainage and a mass-conserving projection; wetland (land 1): total water W "
+           "is prognostic, water table diagnosed from a Granberg profile, drainage limited by Q_DRMAX. Soil "
+           "hydraulics from texture (Cosby et al. 1984) unless the `params` table gives calibrated values.\n\n"
+           "Missing forcing is an error naming the site and date unless fill = \"linear\" (gaps of at most "
+           "max_gap days interpolated; gaps at the series ends take the nearest value). Statics or LAI that the "
+           "inputs do not give come from the node parameters, reported in one warning.\n\n"
+           "Embedded slots: `et_surrogate` replaces the transpiration and soil-evaporation demands. Its "
+           "feature vector (12) is Tair [degC], VPD [Pa], daytime shortwave SW_d [W m-2], LAI, canopy "
+           "energy A_c [W m-2], ground energy A_g [W m-2], canopy-dry time t_dry [s], daylight t_day [s], "
+           "soil water stress beta_T, theta_1/theta_fc, snow cover (0/1), air pressure [Pa]; outputs (2): "
+           "transpiration demand and soil-evaporation demand [mm d-1]. `drainage_surrogate` (6 features, "
+           "1 output) replaces drainage: upland features (0, theta_6, theta_sat, k_sat [mm s-1], b, psi_6 [mm]) "
+           "-> bottom flux [mm s-1] in every Richards sub-step; wetland features (1, z_wt [mm], W - W_min "
+           "[mm], Z [mm], theta_sat, Q_DRMAX [mm d-1]) -> drainage capacity [mm d-1]. Physics keeps the "
+           "caps that close the water budget (wilting caps, supply caps, W_min) and ES = 0 under snow.\n\n"
+           "Sites run in parallel on the node's threads with a static partition: outputs are bit-identical "
+           "for any thread count.")
+      .input("forcing", ArtifactKind::Dataset,
+             "(site, time), daily: Pr [mm d-1], SWD [W m-2], Tair [degC], Vp [hPa], optional LAI [m2 m-2]")
+      .optional_input("statics", ArtifactKind::Dataset,
+                      "(site): elevation [m], sand, silt, clay [0-1], land (0 upland, 1 wetland), lat [deg]")
+      .optional_input("params", ArtifactKind::Table,
+                      "per-site calibrated parameters: column site + any of theta_sat, k_sat [mm s-1], psi_sat "
+                      "[mm], b, i_rmax, g_max [m s-1], e_r, q_drmax [mm d-1]")
+      .optional_input("et_surrogate", ArtifactKind::Model, "a model whose Surrogate fills the ET slot (12 -> 2)")
+      .optional_input("drainage_surrogate", ArtifactKind::Model,
+                      "a model whose Surrogate fills the drainage slot (6 -> 1)")
+      .output("fluxes", ArtifactKind::Dataset,
+              "(site, time) float64: IF, EV, ES, DR, RO, EI, ET_total, rain, snowfall, melt, SSM, SWE, W_soil, "
+              "z_wt, beta_T, G_s, mb_residual, n_substeps, n_rejected, n_projections, flags")
+      .output("layers", ArtifactKind::Dataset, "(site, time, layer): theta [m3 m-3]")
+      .param(param_bool("spin_up", false, "repeat the first forcing year until year-end storage changes < 0.5 mm "
+                                          "(max 50 cycles) before the run (spec 18)"))
+      .param(param_string("fill", "error", "missing forcing: \"error\" (names site and date) or \"linear\"")
+                 .one_of({"error", "linear"}))
+      .param(param_int("max_gap", 5, "longest gap [days] that fill = \"linear\" interpolates").bounds(0, 3650))
+      .param(param_float("lai", 1.0, "LAI where the forcing has no LAI").bounds(0, 15).in_units("m2 m-2"))
+      .param(param_float("elevation", 0.0, "elevation where statics have none").bounds(-500, 9000).in_units("m"))
+      .param(param_float("sand", 0.4, "sand fraction where statics have none").bounds(0, 1))
+      .param(param_float("silt", 0.4, "silt fraction where statics have none").bounds(0, 1))
+      .param(param_float("clay", 0.2, "clay fraction where statics have none").bounds(0, 1))
+      .param(param_int("land", 0, "land type where statics have none: 0 upland, 1 wetland").bounds(0, 1))
+      .param(param_float("i_rmax", 0.041, "rain interception coefficient (fraction per LAI; with "
+                                          "interception_form = capacity, i_rmax_capacity is used)")
+                 .bounds(0, 1))
+      .param(param_float("i_rmax_capacity", 0.2, "interception capacity per LAI (interception_form = capacity)")
+                 .bounds(0, 5).in_units("mm d-1"))
+      .param(param_float("g_max", 0.005, "maximum stomatal conductance per leaf area").bounds(0, 0.1).in_units("m s-1"))
+      .param(param_float("e_r", 0.5, "canopy radiation extinction coefficient").bounds(0.01, 2))
+      .param(param_float("q_drmax", 3.0, "maximum wetland drainage rate").bounds(0, 1000).in_units("mm d-1"))
+      .param(param_string("pedotransfer", "table5", "Cosby et al. (1984) table: table5 (univariate) or table4")
+                 .one_of({"table5", "table4"}))
+      .param(param_string("interception_form", "fraction", "I = min(R, i_rmax*R*LAI) (fraction) or "
+                                                            "min(R, i_rmax_capacity*LAI) (capacity)")
+                 .one_of({"fraction", "capacity"}))
+      .param(param_string("et_method", "PM", "transpiration: Penman-Monteith (PM) or Priestley-Taylor (PT)")
+                 .one_of({"PM", "PT"}))
+      .param(param_string("soil_evap", "PT", "soil evaporation: Priestley-Taylor (PT) or Penman-Monteith with "
+                                             "bare-soil resistance (PM)")
+                 .one_of({"PT", "PM"}))
+      .param(param_bool("theta0_relative", false, "wetland surface water content relative to theta_sat (spec 14.1)"))
+      .param(param_bool("ksat_depth_decay", false, "k_sat decays with depth, exp(-f_k z) (spec 3.2)"))
+      .param(param_floats("dz", std::vector<double>{50, 50, 100, 200, 400, 700}, "six layer thicknesses")
+                 .in_units("mm"));
+  for (const auto& fp : kFixed)
+    node.param(param_float(fp.name, tw::Options{}.*fp.member, fp.doc).in_units(fp.units));
+  node.run([](Context& ctx) {
+    tw::SimulateConfig cfg;
+    tw::Options& o = cfg.options;
+    for (const auto& fp : kFixed) o.*fp.member = ctx.param<double>(fp.name);
+    const auto dz = ctx.param<std::vector<double>>("dz");
+    if (dz.size() != static_cast<std::size_t>(tw::kN))
+      throw NodeError("parameter 'dz' needs " + std::to_string(tw::kN) + " values, has " + std::to_string(dz.size()));
+    for (int i = 0; i < tw::kN; ++i) {
+      if (!(dz[i] > 0)) throw NodeError("parameter 'dz': thicknesses must be positive");
+      o.dz[i] = dz[i];
+    }
+    o.pedotransfer = ctx.param<std::string>("pedotransfer") == "table4" ? tw::Pedotransfer::Table4 : tw::Pedotransfer::Table5;
+    const bool capacity = ctx.param<std::string>("interception_form") == "capacity";
+    o.interception = capacity ? tw::InterceptionForm::Capacity : tw::InterceptionForm::Fraction;
+    o.et_method = ctx.param<std::string>("et_method") == "PT" ? tw::EtMethod::PT : tw::EtMethod::PM;
+    o.soil_evap = ctx.param<std::string>("soil_evap") == "PM" ? tw::SoilEvap::PM : tw::SoilEvap::PT;
+    o.theta0_relative = ctx.param<bool>("theta0_relative");
+    o.ksat_depth_decay = ctx.param<bool>("ksat_depth_decay");
+    o.mb_throw = false;  // flagged and reported in a warning; outputs carry mb_residual
+
+    cfg.params.i_rmax = capacity ? ctx.param<double>("i_rmax_capacity") : ctx.param<double>("i_rmax");
+    cfg.params.g_max = ctx.param<double>("g_max");
+    cfg.params.e_r = ctx.param<double>("e_r");
+    cfg.params.q_drmax = ctx.param<double>("q_drmax");
+    cfg.statics.elev = ctx.param<double>("elevation");
+    cfg.statics.sand = ctx.param<double>("sand");
+    cfg.statics.silt = ctx.param<double>("silt");
+    cfg.statics.clay = ctx.param<double>("clay");
+    cfg.statics.land = ctx.param<std::int64_t>("land") == 1 ? tw::Land::Wetland : tw::Land::Upland;
+    cfg.lai = ctx.param<double>("lai");
+    cfg.fill = ctx.param<std::string>("fill") == "linear" ? tw::FillPolicy::Linear : tw::FillPolicy::Error;
+    cfg.max_gap = static_cast<std::size_t>(ctx.param<std::int64_t>("max_gap"));
+    cfg.spin_up = ctx.param<bool>("spin_up");
+    cfg.threads = ctx.threads();
+
+    std::unique_ptr<SurrogateEt> et;
+    std::unique_ptr<SurrogateDrainage> drainage;
+    tw::Slots slots;
+    if (ctx.has_input("et_surrogate")) {
+      et = std::make_unique<SurrogateEt>(
+          slot_surrogate(ctx, "et_surrogate", tw::EtSlot::kFeatures, tw::EtSlot::kOutputs));
+      slots.et = et.get();
+    }
+    if (ctx.has_input("drainage_surrogate")) {
+      drainage = std::make_unique<SurrogateDrainage>(
+          slot_surrogate(ctx, "drainage_surrogate", tw::DrainageSlot::kFeatures, 1));
+      slots.drainage = drainage.get();
+    }
+
+    const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
+    const Table* params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
+    ctx.check_cancelled();
+    auto result = tw::simulate(ctx.dataset("forcing"), statics, params, cfg, slots,
+                               [&](std::size_t done, std::size_t total) {
+                                 ctx.check_cancelled();
+                                 ctx.progress(static_cast<double>(done), static_cast<double>(total), "sites");
+                               });
+    for (const auto& w : result.warnings) ctx.warn(w);
+    ctx.set_output("fluxes", result.fluxes);
+    ctx.set_output("layers", result.layers);
+  });
+}

@@ -1,0 +1,175 @@
+// TEM-style WBM: upland Stage 2 (spec §13.2–§13.7) — infiltration, linearised implicit Richards
+// redistribution (Clapp–Hornberger, finite volume, Thomas solve), adaptive sub-steps, free drainage and
+// the mass-conserving projection. Fixed-size arrays only: no heap allocation.
+#include "tem_wbm/kernels.hpp"
+
+namespace couplet::tem_wbm {
+
+namespace {
+
+/// The tridiagonal system of §13.5 for one sub-step and its solution x = Δθ.
+struct Step {
+  Layers x{};
+  double DR_sub = 0;  ///< Δt·(q^n_{N+½} + A_{N+½}·x_N) [mm]
+  bool ok = true;     ///< false: a zero/non-finite pivot or a non-finite result
+};
+
+Step implicit_step(const Layers& th, double dt, const Soil& s, const Options& o, const BottomFlux* bottom) {
+  // §5: ψ_i and ψ'_i = dψ/dθ at θ_i
+  Layers psi, dpsi;
+  for (int i = 0; i < kN; ++i)
+    psi_of_theta(th[i], s.theta_sat[i], s.psi_sat[i], s.b[i], o.s_min, o.psi_min, psi[i], dpsi[i]);
+
+  // §13.3–13.4: interface fluxes q_{i+½} and derivatives A (w.r.t. θ above), B (w.r.t. θ below).
+  // Index k = 0..N−1 is interface k+½ below layer k; the top interface ½ has q = A = B = 0.
+  Layers q, A, B;
+  for (int k = 0; k + 1 < kN; ++k) {
+    const double sbar = clamp((th[k] + th[k + 1]) / s.theta_sat_if[k], 0.0, 1.0);
+    const double ex = 2 * s.b_if[k] + 3;
+    const double K = s.k_if[k] * std::pow(sbar, ex);
+    const double dK = sbar > 0 && sbar < 1 ? ex * K / (sbar * s.theta_sat_if[k]) : 0.0;
+    const double g = 1.0 - (psi[k + 1] - psi[k]) / s.d[k];
+    q[k] = K * g;
+    A[k] = dK * g + K * dpsi[k] / s.d[k];
+    B[k] = dK * g - K * dpsi[k + 1] / s.d[k];
+  }
+  constexpr int N = kN - 1;  // bottom layer
+  if (bottom) {
+    bottom->flux(th[N], s, o, q[N], A[N]);
+  } else {
+    const double sN = th[N] / s.theta_sat[N];
+    const double ex = 2 * s.b[N] + 3;
+    const double KN = s.k_sat[N] * std::pow(clamp(sN, 0.0, 1.0), ex);
+    const double dKN = sN > 0 && sN < 1 ? ex * KN / th[N] : 0.0;
+    q[N] = o.f_drain * KN;
+    A[N] = o.f_drain * dKN;
+  }
+  B[N] = 0;
+
+  // §13.5: a_i x_{i−1} + b_i x_i + c_i x_{i+1} = r_i, Thomas algorithm without pivoting.
+  Step st;
+  Layers cp, rp;
+  for (int i = 0; i < kN; ++i) {
+    const double a = i > 0 ? -A[i - 1] : 0.0;
+    const double b = s.dz[i] / dt - (i > 0 ? B[i - 1] : 0.0) + A[i];
+    const double c = i < N ? B[i] : 0.0;
+    const double r = (i > 0 ? q[i - 1] : 0.0) - q[i];
+    const double den = i > 0 ? b - a * cp[i - 1] : b;
+    if (!(std::fabs(den) >= 1e-30) || !std::isfinite(den)) {
+      st.ok = false;
+      return st;
+    }
+    cp[i] = c / den;
+    rp[i] = i > 0 ? (r - a * rp[i - 1]) / den : r / den;
+  }
+  st.x[N] = rp[N];
+  for (int i = N - 1; i >= 0; --i) st.x[i] = rp[i] - cp[i] * st.x[i + 1];
+  st.DR_sub = dt * (q[N] + A[N] * st.x[N]);
+  for (int i = 0; i < kN; ++i) st.ok = st.ok && std::isfinite(st.x[i]);
+  st.ok = st.ok && std::isfinite(st.DR_sub);
+  return st;
+}
+
+/// §13.7 mass-conserving projection. Returns false on an unresolvable deficit (> 1e-12 mm).
+bool project(Layers& th, const Soil& s, double& RO_sat, int& n_proj) {
+  // 1. saturation excess, bottom-up; excess of layer 1 leaves at the surface (RO_sat)
+  for (int i = kN - 1; i >= 0; --i) {
+    if (th[i] > s.theta_sat[i]) {
+      const double excess = (th[i] - s.theta_sat[i]) * s.dz[i];
+      th[i] = s.theta_sat[i];
+      if (i > 0) th[i - 1] += excess / s.dz[i - 1];
+      else RO_sat += excess;
+      ++n_proj;
+    }
+  }
+  // 2. deficit, top-down: take from layer i+1, then i−1 (only water above their θ_res)
+  bool ok = true;
+  for (int i = 0; i < kN; ++i) {
+    if (th[i] < s.theta_res[i]) {
+      double need = (s.theta_res[i] - th[i]) * s.dz[i];
+      th[i] = s.theta_res[i];
+      ++n_proj;
+      for (int j : {i + 1, i - 1}) {
+        if (j < 0 || j >= kN || need <= 0) continue;
+        const double avail = std::max(0.0, (th[j] - s.theta_res[j]) * s.dz[j]);
+        const double take = std::min(avail, need);
+        th[j] -= take / s.dz[j];
+        need -= take;
+      }
+      if (need > 1e-12) ok = false;
+    }
+  }
+  return ok;
+}
+
+}  // namespace
+
+RichardsDay richards_day(Layers& th, double W_in, const Soil& s, const Options& o, const BottomFlux* bottom) {
+  RichardsDay out;
+  double t = 0;
+  double dt = std::min(o.dt0, o.dt_max);
+  int attempts = 0;
+  Layers before;
+  while (t < kDaySeconds) {
+    const double left_time = kDaySeconds - t;
+    const bool last = dt >= left_time;
+    if (last) dt = left_time;  // never exceed the time left in the day
+    if (++attempts > o.max_attempts) {
+      out.flags |= kFlagSubstepLimit;
+      return out;
+    }
+    before = th;
+
+    // 1. infiltration (§13.2): remaining input spread evenly, last step takes the rest; fill top-down
+    const double left_in = std::max(0.0, W_in - out.IF_acc);
+    const double want = last ? left_in : left_in * dt / left_time;
+    const double cap = s.k_sat[0] * dt;
+    double space = 0;
+    for (int i = 0; i < kN; ++i) space += (s.theta_sat[i] - th[i]) * s.dz[i];
+    const double add = std::max(0.0, std::min(want, std::min(cap, space)));
+    double rem = add;
+    for (int i = 0; i < kN && rem > 0; ++i) {
+      const double put = std::min(rem, (s.theta_sat[i] - th[i]) * s.dz[i]);
+      if (put > 0) {
+        th[i] += put / s.dz[i];
+        rem -= put;
+      }
+    }
+
+    // 2. redistribution
+    const Step st = implicit_step(th, dt, s, o, bottom);
+
+    // 3. accept / reject (§13.6)
+    double max_dx = 0;
+    bool bounds = true;
+    for (int i = 0; i < kN; ++i) {
+      max_dx = std::max(max_dx, std::fabs(st.x[i]));
+      const double nt = th[i] + st.x[i];
+      if (nt > s.theta_sat[i] + o.tol_theta || nt < s.theta_res[i] - o.tol_theta) bounds = false;
+    }
+    const bool reject = !st.ok || !(max_dx <= o.dtheta_max) || !bounds || st.DR_sub < -1e-12;
+    if (reject && dt > o.dt_min) {
+      th = before;
+      dt = std::max(dt / 2, o.dt_min);
+      ++out.n_rejected;
+      continue;
+    }
+    if (!st.ok) {  // at Δt_min a non-finite solution cannot be accepted
+      th = before;
+      out.flags |= kFlagNonFinite;
+      return out;
+    }
+
+    // 4. accept: book infiltration, project, book drainage, advance and adapt Δt
+    for (int i = 0; i < kN; ++i) th[i] += st.x[i];
+    out.IF_acc += add;
+    if (!project(th, s, out.RO_sat, out.n_projections)) out.flags |= kFlagDeficit;
+    out.DR_flux += st.DR_sub;
+    t = last ? kDaySeconds : t + dt;
+    ++out.n_substeps;
+    if (max_dx < o.dtheta_max / 4) dt = std::min(2 * dt, o.dt_max);
+  }
+  return out;
+}
+
+}  // namespace couplet::tem_wbm

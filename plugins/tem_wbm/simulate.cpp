@@ -1,0 +1,365 @@
+// TEM-style WBM over many sites (see simulate.hpp).
+#include "tem_wbm/simulate.hpp"
+
+#include <couplet/context.hpp>
+#include <couplet/series.hpp>
+#include <couplet/time.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <stdexcept>
+#include <thread>
+
+namespace couplet::tem_wbm {
+
+std::size_t fill_linear(double* v, std::size_t n, std::size_t max_gap) {
+  std::size_t i = 0;
+  while (i < n) {
+    if (!std::isnan(v[i])) {
+      ++i;
+      continue;
+    }
+    std::size_t j = i;
+    while (j < n && std::isnan(v[j])) ++j;  // NaN run [i, j)
+    if (j - i > max_gap || (i == 0 && j == n)) return i;
+    for (std::size_t k = i; k < j; ++k) {
+      if (i == 0) v[k] = v[j];
+      else if (j == n) v[k] = v[i - 1];
+      else v[k] = v[i - 1] + (v[j] - v[i - 1]) * static_cast<double>(k - i + 1) / static_cast<double>(j - i + 1);
+    }
+    i = j;
+  }
+  return n;
+}
+
+const std::vector<std::string>& param_names() {
+  static const std::vector<std::string> names{"theta_sat", "k_sat", "psi_sat", "b",
+                                              "i_rmax",    "g_max", "e_r",     "q_drmax"};
+  return names;
+}
+
+namespace {
+
+double* param_slot(Params& p, const std::string& name) {
+  if (name == "theta_sat") return &p.theta_sat;
+  if (name == "k_sat") return &p.k_sat;
+  if (name == "psi_sat") return &p.psi_sat;
+  if (name == "b") return &p.b;
+  if (name == "i_rmax") return &p.i_rmax;
+  if (name == "g_max") return &p.g_max;
+  if (name == "e_r") return &p.e_r;
+  if (name == "q_drmax") return &p.q_drmax;
+  return nullptr;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+// Output variables of `fluxes`: name, units, long name.
+struct OutVar {
+  const char* name;
+  const char* units;
+  const char* long_name;
+};
+const OutVar kFluxVars[] = {
+    {"IF", "mm d-1", "net infiltration into the soil column"},
+    {"EV", "mm d-1", "transpiration (root water uptake)"},
+    {"ES", "mm d-1", "soil (or ponded-surface) evaporation"},
+    {"DR", "mm d-1", "drainage out of the column (upland: bottom; wetland: lateral + deep)"},
+    {"RO", "mm d-1", "surface runoff (infiltration excess + saturation excess)"},
+    {"EI", "mm d-1", "evaporation of intercepted rain"},
+    {"ET_total", "mm d-1", "EI + EV + ES"},
+    {"rain", "mm d-1", "rainfall"},
+    {"snowfall", "mm d-1", "snowfall"},
+    {"melt", "mm d-1", "snowmelt"},
+    {"SSM", "m3 m-3", "mean volumetric water content of 0-100 mm"},
+    {"SWE", "mm", "snow water equivalent"},
+    {"W_soil", "mm", "soil column water (wetland: incl. ponded water)"},
+    {"z_wt", "mm", "wetland water-table depth (negative: ponded depth); NaN for upland"},
+    {"beta_T", "1", "soil water stress factor"},
+    {"G_s", "m s-1", "canopy stomatal conductance"},
+    {"mb_residual", "mm", "cell mass-balance residual of the day (spec 16)"},
+    {"n_substeps", "1", "accepted Richards sub-steps (upland)"},
+    {"n_rejected", "1", "rejected Richards sub-steps (upland)"},
+    {"n_projections", "1", "layer projections (spec 13.7) (upland)"},
+    {"flags", "1", "error flags: 1 sub-step limit, 2 non-finite, 4 deficit, 8 mass balance, 16 slot"},
+};
+constexpr std::size_t kNFlux = sizeof(kFluxVars) / sizeof(kFluxVars[0]);
+
+void write_day(const DayOut& d, double* const* out, std::size_t k, bool aborted) {
+  const double v[kNFlux] = {d.IF, d.EV, d.ES, d.DR, d.RO, d.EI, d.ET_total, d.rain, d.snowfall, d.melt, d.SSM,
+                            d.SWE, d.W_soil, d.z_wt, d.beta_T, d.G_s, d.res_cell,
+                            static_cast<double>(d.n_substeps), static_cast<double>(d.n_rejected),
+                            static_cast<double>(d.n_projections), static_cast<double>(d.flags)};
+  for (std::size_t j = 0; j < kNFlux; ++j) out[j][k] = aborted && j + 1 < kNFlux ? kNaN : v[j];
+}
+
+struct SiteStats {
+  std::size_t aborted = 0, mass = 0;
+  std::int64_t first_bad = -1;  ///< time index of the first flagged day
+  SpinUpResult spin;
+};
+
+}  // namespace
+
+SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Table* params,
+                        const SimulateConfig& cfg, const Slots& slots,
+                        const std::function<void(std::size_t, std::size_t)>& between_chunks) {
+  SimulateResult res;
+  // ---- forcing ----------------------------------------------------------------------------------------
+  const char* names[] = {"Pr", "SWD", "Tair", "Vp"};
+  std::vector<series::SiteSeries> f;
+  for (const char* n : names) f.push_back(series::read_site_series(forcing, n));
+  const bool has_lai = forcing.has("LAI");
+  if (has_lai) f.push_back(series::read_site_series(forcing, "LAI"));
+  const auto& sites = f[0].sites;
+  const auto& time = f[0].time;
+  const std::size_t ns = sites.size(), nt = time.size();
+  for (std::size_t t = 1; t < nt; ++t)
+    if (time[t] - time[t - 1] != 1.0)
+      throw NodeError("forcing time axis must be daily and contiguous: " + format_date(static_cast<std::int64_t>(time[t - 1])) +
+                      " is followed by " + format_date(static_cast<std::int64_t>(time[t])));
+  std::vector<int> doy(nt);
+  for (std::size_t t = 0; t < nt; ++t) doy[t] = day_of_year(static_cast<std::int64_t>(std::floor(time[t])));
+
+  for (std::size_t k = 0; k < f.size(); ++k)  // missing forcing: clear error naming site and date, or fill
+    for (std::size_t s = 0; s < ns; ++s) {
+      const std::string which = k < 4 ? names[k] : "LAI";
+      double* row = f[k].values.data() + s * nt;
+      std::size_t bad = nt;
+      for (std::size_t t = 0; t < nt && bad == nt; ++t)
+        if (std::isnan(row[t])) bad = t;
+      if (bad == nt) continue;
+      if (cfg.fill == FillPolicy::Error)
+        throw NodeError("forcing '" + which + "' is missing at site '" + sites[s] + "' on " +
+                        format_date(static_cast<std::int64_t>(time[bad])) +
+                        " (fill = \"error\"; set fill = \"linear\" to interpolate gaps of up to max_gap days)");
+      const std::size_t left = fill_linear(row, nt, cfg.max_gap);
+      if (left < nt) {
+        std::size_t end = left;
+        while (end < nt && std::isnan(row[end])) ++end;
+        throw NodeError("forcing '" + which + "' at site '" + sites[s] + "' has a gap of " + std::to_string(end - left) +
+                        " days from " + format_date(static_cast<std::int64_t>(time[left])) +
+                        ", longer than max_gap = " + std::to_string(cfg.max_gap));
+      }
+    }
+
+  // ---- statics: a missing variable (or NaN value) falls back to the node parameter, in ONE warning -----
+  std::vector<Statics> st(ns, cfg.statics);
+  std::vector<std::string> defaulted;
+  if (!has_lai) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%g", cfg.lai);
+    defaulted.push_back(std::string("LAI (not in forcing; lai = ") + buf + ")");
+  }
+  {
+    std::vector<std::size_t> row(ns, 0);
+    const Dataset* sd = statics;
+    if (sd) {
+      const auto& snames = series::site_names(*sd);
+      std::map<std::string, std::size_t> index;
+      for (std::size_t i = 0; i < snames.size(); ++i) index.emplace(snames[i], i);
+      std::vector<std::string> missing;
+      for (std::size_t s = 0; s < ns; ++s) {
+        auto it = index.find(sites[s]);
+        if (it == index.end()) missing.push_back(sites[s]);
+        else row[s] = it->second;
+      }
+      if (!missing.empty()) throw NodeError("statics has no site " + join(missing));
+    }
+    struct Field {
+      const char* name;
+      double Statics::*member;
+    };
+    const Field fields[] = {{"elevation", &Statics::elev}, {"sand", &Statics::sand}, {"silt", &Statics::silt},
+                            {"clay", &Statics::clay}, {"lat", &Statics::lat}};
+    for (const auto& fd : fields) {
+      std::size_t used = 0;
+      if (sd && sd->has(fd.name)) {
+        const Variable& v = sd->var(fd.name);
+        if (v.dims() != std::vector<std::string>{"site"})
+          throw NodeError(std::string("statics variable '") + fd.name + "' must have the dimension (site)");
+        const auto vals = v.as_double();
+        for (std::size_t s = 0; s < ns; ++s) {
+          const double x = vals[row[s]];
+          if (std::isnan(x)) continue;
+          st[s].*fd.member = x;
+          ++used;
+        }
+      }
+      if (used < ns) {
+        const std::string n = fd.name;
+        const std::string what = used == 0 ? "all sites" : std::to_string(ns - used) + " of " + std::to_string(ns) + " sites";
+        if (n == "lat") defaulted.push_back("lat (" + what + "; day length 12 h)");
+        else defaulted.push_back(n + " (" + what + ")");
+      }
+    }
+    std::size_t used = 0;
+    if (sd && sd->has("land")) {
+      const auto vals = sd->var("land").as_double();
+      for (std::size_t s = 0; s < ns; ++s) {
+        const double x = vals[row[s]];
+        if (std::isnan(x)) continue;
+        if (x != 0 && x != 1)
+          throw NodeError("statics 'land' at site '" + sites[s] + "' is " + std::to_string(x) +
+                          "; expected 0 (upland) or 1 (wetland)");
+        st[s].land = x == 1 ? Land::Wetland : Land::Upland;
+        ++used;
+      }
+    }
+    if (used < ns)
+      defaulted.push_back(std::string("land (") +
+                          (used == 0 ? std::string("all sites") : std::to_string(ns - used) + " of " + std::to_string(ns) + " sites") + ")");
+  }
+  if (!defaulted.empty())
+    res.warnings.push_back("node parameters used where inputs have no value: " + join(defaulted));
+
+  // ---- per-site calibrated parameters --------------------------------------------------------------------
+  std::vector<Params> pr(ns, cfg.params);
+  if (params) {
+    if (!params->has("site")) throw NodeError("params table needs a 'site' column");
+    const auto& psites = params->strings("site");
+    std::map<std::string, std::size_t> index;
+    for (std::size_t i = 0; i < psites.size(); ++i)
+      if (!index.emplace(psites[i], i).second) throw NodeError("params table lists site '" + psites[i] + "' twice");
+    for (const auto& col : params->columns()) {
+      if (col.name == "site") continue;
+      if (!std::count(param_names().begin(), param_names().end(), col.name))
+        throw NodeError("params table column '" + col.name + "' is not a parameter (known: site, " + join(param_names()) + ")");
+      const auto& vals = params->numbers(col.name);
+      for (std::size_t s = 0; s < ns; ++s) {
+        auto it = index.find(sites[s]);
+        if (it != index.end() && !std::isnan(vals[it->second])) *param_slot(pr[s], col.name) = vals[it->second];
+      }
+    }
+    std::size_t without = 0;
+    for (auto& site : sites) without += index.count(site) == 0;
+    if (without)
+      res.warnings.push_back("params table has no row for " + std::to_string(without) + " of " + std::to_string(ns) +
+                             " sites: node parameters used there");
+  }
+
+  std::vector<Cell> cells;
+  cells.reserve(ns);
+  for (std::size_t s = 0; s < ns; ++s) {
+    try {
+      cells.emplace_back(st[s], pr[s], cfg.options);
+    } catch (const std::invalid_argument& e) {
+      throw NodeError("site '" + sites[s] + "': " + e.what());
+    }
+  }
+
+  // ---- outputs -------------------------------------------------------------------------------------------
+  std::vector<std::vector<double>> flux(kNFlux, std::vector<double>(ns * nt));
+  std::vector<double> theta(ns * nt * kN);
+  std::vector<SiteStats> stats(ns);
+
+  auto run_site = [&](std::size_t s) {
+    Cell& cell = cells[s];
+    const double* Pr = f[0].row(s);
+    const double* SWD = f[1].row(s);
+    const double* T = f[2].row(s);
+    const double* Vp = f[3].row(s);
+    const double* LAI = has_lai ? f[4].row(s) : nullptr;
+    auto day = [&](std::size_t t) { return Forcing{Pr[t], SWD[t], T[t], Vp[t], LAI ? LAI[t] : cfg.lai, doy[t]}; };
+    if (cfg.spin_up && nt > 0) {
+      std::vector<Forcing> year(std::min<std::size_t>(365, nt));
+      for (std::size_t t = 0; t < year.size(); ++t) year[t] = day(t);
+      stats[s].spin = spin_up(cell, year.data(), year.size(), slots, cfg.spin_up_tol, cfg.spin_up_max);
+    }
+    double* out[kNFlux];
+    for (std::size_t j = 0; j < kNFlux; ++j) out[j] = flux[j].data();
+    for (std::size_t t = 0; t < nt; ++t) {
+      const DayOut d = cell.advance(day(t), slots);
+      const bool aborted = d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot);
+      const std::size_t k = s * nt + t;
+      write_day(d, out, k, aborted);
+      for (int i = 0; i < kN; ++i) theta[k * kN + i] = aborted ? kNaN : d.theta[i];
+      if (d.flags) {
+        stats[s].aborted += aborted;
+        stats[s].mass += (d.flags & kFlagMassBalance) != 0;
+        if (stats[s].first_bad < 0) stats[s].first_bad = static_cast<std::int64_t>(t);
+      }
+    }
+  };
+
+  // Static partition: fixed chunks of sites, `threads` chunks per wave; results do not depend on it.
+  const std::size_t threads = static_cast<std::size_t>(std::max(1, cfg.threads));
+  const std::size_t chunk = std::max<std::size_t>(1, std::min<std::size_t>(16, (ns + threads - 1) / threads));
+  const std::size_t n_chunks = (ns + chunk - 1) / chunk;
+  std::vector<std::exception_ptr> errors(n_chunks);
+  auto run_chunk = [&](std::size_t c) {
+    try {
+      for (std::size_t s = c * chunk; s < std::min(ns, (c + 1) * chunk); ++s) run_site(s);
+    } catch (...) {
+      errors[c] = std::current_exception();
+    }
+  };
+  for (std::size_t first = 0; first < n_chunks; first += threads) {
+    const std::size_t last = std::min(n_chunks, first + threads);
+    std::vector<std::thread> pool;
+    for (std::size_t c = first + 1; c < last; ++c) pool.emplace_back(run_chunk, c);
+    run_chunk(first);
+    for (auto& th : pool) th.join();
+    for (std::size_t c = first; c < last; ++c)
+      if (errors[c]) std::rethrow_exception(errors[c]);
+    if (between_chunks) between_chunks(std::min(ns, last * chunk), ns);
+  }
+
+  // ---- warnings (summarised, deterministic) --------------------------------------------------------------
+  std::size_t aborted = 0, mass = 0, not_converged = 0;
+  std::string first_site;
+  for (std::size_t s = 0; s < ns; ++s) {
+    aborted += stats[s].aborted;
+    mass += stats[s].mass;
+    if (first_site.empty() && stats[s].first_bad >= 0)
+      first_site = "'" + sites[s] + "' on " + format_date(static_cast<std::int64_t>(time[static_cast<std::size_t>(stats[s].first_bad)]));
+    not_converged += cfg.spin_up && !stats[s].spin.converged;
+  }
+  if (aborted)
+    res.warnings.push_back(std::to_string(aborted) + " cell-days aborted (sub-step limit, non-finite value, deficit or "
+                           "slot failure; outputs NaN, state kept), first at " + first_site);
+  if (mass)
+    res.warnings.push_back(std::to_string(mass) + " cell-days with |mass-balance residual| > " +
+                           std::to_string(cfg.options.mb_tolerance) + " mm, first at " + first_site);
+  if (not_converged)
+    res.warnings.push_back("spin-up did not converge within " + std::to_string(cfg.spin_up_max) + " cycles at " +
+                           std::to_string(not_converged) + " of " + std::to_string(ns) + " sites");
+
+  // ---- assemble Datasets ----------------------------------------------------------------------------------
+  auto fx = std::make_shared<Dataset>();
+  fx->add(series::site_coord(sites));
+  fx->add(series::time_coord(time));
+  for (std::size_t j = 0; j < kNFlux; ++j)
+    fx->add(Variable(kFluxVars[j].name, {"site", "time"}, {ns, nt}, std::move(flux[j]),
+                     {{"units", kFluxVars[j].units}, {"long_name", kFluxVars[j].long_name}}));
+  fx->attrs["model"] = "TEM-style daily water balance (shared/specs/tem-wbm.md v1.0)";
+
+  auto ly = std::make_shared<Dataset>();
+  ly->add(series::site_coord(sites));
+  ly->add(series::time_coord(time));
+  std::vector<double> layer(kN), z_top(kN), dz(kN);
+  double top = 0;
+  for (int i = 0; i < kN; ++i) {
+    layer[i] = i + 1;
+    z_top[i] = top;
+    dz[i] = cfg.options.dz[i];
+    top += dz[i];
+  }
+  ly->add(Variable("layer", {"layer"}, {std::size_t{kN}}, layer, {{"long_name", "soil layer, 1 = top"}}));
+  ly->add(Variable("z_top", {"layer"}, {std::size_t{kN}}, z_top, {{"units", "mm"}, {"long_name", "depth of layer top"}}));
+  ly->add(Variable("dz", {"layer"}, {std::size_t{kN}}, dz, {{"units", "mm"}, {"long_name", "layer thickness"}}));
+  ly->add(Variable("theta", {"site", "time", "layer"}, {ns, nt, std::size_t{kN}}, std::move(theta),
+                   {{"units", "m3 m-3"},
+                    {"long_name", "volumetric water content (wetland: layer means of the diagnosed profile)"}}));
+  res.fluxes = fx;
+  res.layers = ly;
+  return res;
+}
+
+}  // namespace couplet::tem_wbm

@@ -1,0 +1,84 @@
+// The calibration optimiser: differential evolution finds global minima within bounds, the
+// Levenberg–Marquardt polish converges on least-squares problems, both are deterministic.
+#include "tem_wbm/optimize.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+using namespace couplet::tem_wbm::optimize;
+
+TEST_CASE("optimize: unit-cube mapping is linear or logarithmic and inverts") {
+  std::vector<Bound> b{{0, 10, false}, {1e-4, 1e-1, true}, {-1000, -10, true}};
+  auto u = to_unit({2.5, 1e-2, -100}, b);
+  CHECK(u[0] == doctest::Approx(0.25));
+  CHECK(u[1] == doctest::Approx(2.0 / 3.0));
+  CHECK(u[2] == doctest::Approx(0.5));
+  auto x = from_unit(u, b);
+  CHECK(x[0] == doctest::Approx(2.5));
+  CHECK(x[1] == doctest::Approx(1e-2));
+  CHECK(x[2] == doctest::Approx(-100));
+  CHECK_THROWS(differential_evolution([](auto&) { return 0.0; }, {{-1, 1, true}}, {}));
+}
+
+TEST_CASE("optimize: differential evolution finds the Rosenbrock minimum") {
+  auto rosen = [](const std::vector<double>& x) {
+    return 100 * std::pow(x[1] - x[0] * x[0], 2) + std::pow(1 - x[0], 2);
+  };
+  DEOptions o;
+  o.max_evaluations = 20000;
+  o.seed = 3;
+  auto r = differential_evolution(rosen, {{-2, 2}, {-1, 3}}, o);
+  CHECK(r.x[0] == doctest::Approx(1).epsilon(1e-3));
+  CHECK(r.x[1] == doctest::Approx(1).epsilon(1e-3));
+  CHECK(r.f < 1e-6);
+  CHECK(r.evaluations <= o.max_evaluations);
+}
+
+TEST_CASE("optimize: differential evolution escapes local minima (Rastrigin, 4-D) and respects bounds") {
+  const double pi = std::acos(-1.0);
+  auto rastrigin = [&](const std::vector<double>& x) {
+    double s = 10.0 * static_cast<double>(x.size());
+    for (double v : x) s += (v - 0.5) * (v - 0.5) - 10 * std::cos(2 * pi * (v - 0.5));
+    return s;
+  };
+  DEOptions o;
+  o.max_evaluations = 40000;
+  auto r = differential_evolution(rastrigin, std::vector<Bound>(4, Bound{-5.12, 5.12}), o);
+  for (double v : r.x) CHECK(v == doctest::Approx(0.5).epsilon(1e-2));
+  CHECK(r.f < 1e-4);
+  // Optimum outside the box: the answer sits on the bound, never beyond it.
+  auto r2 = differential_evolution([](const std::vector<double>& x) { return (x[0] - 7) * (x[0] - 7); }, {{0, 5}}, o);
+  CHECK(r2.x[0] <= 5.0);
+  CHECK(r2.x[0] == doctest::Approx(5).epsilon(1e-6));
+}
+
+TEST_CASE("optimize: the same seed gives the same answer; non-finite objectives are rejected points") {
+  auto f = [](const std::vector<double>& x) { return x[0] > 0.9 ? NAN : std::pow(x[0] - 0.3, 2) + std::sin(7 * x[1]); };
+  DEOptions o;
+  o.max_evaluations = 2000;
+  o.seed = 11;
+  auto a = differential_evolution(f, {{0, 1}, {0, 1}}, o);
+  auto b = differential_evolution(f, {{0, 1}, {0, 1}}, o);
+  CHECK(a.x == b.x);
+  CHECK(a.f == b.f);
+  CHECK(std::isfinite(a.f));
+  CHECK(a.x[0] <= 0.9);
+}
+
+TEST_CASE("optimize: Levenberg–Marquardt fits a log-scaled exponential decay from a rough start") {
+  // y = A exp(-k t), k spans decades: fitted in log space.
+  std::vector<double> t, y;
+  for (int i = 0; i < 30; ++i) t.push_back(i), y.push_back(2.5 * std::exp(-0.037 * i));
+  auto res = [&](const std::vector<double>& p) {
+    std::vector<double> e(t.size());
+    for (std::size_t i = 0; i < t.size(); ++i) e[i] = p[0] * std::exp(-p[1] * t[i]) - y[i];
+    return e;
+  };
+  std::vector<Bound> b{{0.1, 10}, {1e-4, 1, true}};
+  auto r = levenberg_marquardt(res, {1.0, 0.3}, b, {});
+  CHECK(r.x[0] == doctest::Approx(2.5).epsilon(1e-5));
+  CHECK(r.x[1] == doctest::Approx(0.037).epsilon(1e-5));
+  CHECK(r.f < 1e-12);
+  CHECK(r.iterations > 0);
+}
