@@ -1,10 +1,13 @@
 // Plugin "tem_wbm": the node tem_wbm.simulate, a TEM-style daily water balance model (spec
 // shared/specs/tem-wbm.md). The model is in types/kernels/richards/model.cpp; the work over sites in
 // simulate.cpp. This file only maps the Context (parameters, ports, threads, progress) onto it.
+#include "tem_wbm/calibrate.hpp"
 #include "tem_wbm/simulate.hpp"
 
 #include <couplet/sdk.hpp>
 
+#include <cmath>
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -105,6 +108,94 @@ std::shared_ptr<Surrogate> slot_surrogate(Context& ctx, const std::string& port,
 
 }  // namespace
 
+namespace {
+
+// A site's search seed from the node seed and its name: independent of thread count and site order.
+std::uint64_t site_seed(std::uint64_t node_seed, const std::string& site) {
+  std::uint64_t h = 1469598103934665603ULL ^ node_seed;
+  for (unsigned char c : site) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+// Model configuration parameters shared by tem_wbm.simulate and tem_wbm.calibrate.
+void declare_model_params(NodeBuilder& node) {
+  node
+      .param(param_bool("spin_up", false, "repeat the first forcing year until year-end storage changes < 0.5 mm "
+                                          "(max 50 cycles) before the run (spec 18)"))
+      .param(param_string("fill", "error", "missing forcing: \"error\" (names site and date) or \"linear\"")
+                 .one_of({"error", "linear"}))
+      .param(param_int("max_gap", 5, "longest gap [days] that fill = \"linear\" interpolates").bounds(0, 3650))
+      .param(param_float("lai", 1.0, "LAI where the forcing has no LAI").bounds(0, 15).in_units("m2 m-2"))
+      .param(param_float("elevation", 0.0, "elevation where statics have none").bounds(-500, 9000).in_units("m"))
+      .param(param_float("sand", 0.4, "sand fraction where statics have none").bounds(0, 1))
+      .param(param_float("silt", 0.4, "silt fraction where statics have none").bounds(0, 1))
+      .param(param_float("clay", 0.2, "clay fraction where statics have none").bounds(0, 1))
+      .param(param_int("land", 0, "land type where statics have none: 0 upland, 1 wetland").bounds(0, 1))
+      .param(param_float("i_rmax", 0.041, "rain interception coefficient (fraction per LAI; with "
+                                          "interception_form = capacity, i_rmax_capacity is used)")
+                 .bounds(0, 1))
+      .param(param_float("i_rmax_capacity", 0.2, "interception capacity per LAI (interception_form = capacity)")
+                 .bounds(0, 5).in_units("mm d-1"))
+      .param(param_float("g_max", 0.005, "maximum stomatal conductance per leaf area").bounds(0, 0.1).in_units("m s-1"))
+      .param(param_float("e_r", 0.5, "canopy radiation extinction coefficient").bounds(0.01, 2))
+      .param(param_float("q_drmax", 3.0, "maximum wetland drainage rate").bounds(0, 1000).in_units("mm d-1"))
+      .param(param_string("pedotransfer", "table5", "Cosby et al. (1984) table: table5 (univariate) or table4")
+                 .one_of({"table5", "table4"}))
+      .param(param_string("interception_form", "fraction", "I = min(R, i_rmax*R*LAI) (fraction) or "
+                                                            "min(R, i_rmax_capacity*LAI) (capacity)")
+                 .one_of({"fraction", "capacity"}))
+      .param(param_string("et_method", "PM", "transpiration: Penman-Monteith (PM) or Priestley-Taylor (PT)")
+                 .one_of({"PM", "PT"}))
+      .param(param_string("soil_evap", "PT", "soil evaporation: Priestley-Taylor (PT) or Penman-Monteith with "
+                                             "bare-soil resistance (PM)")
+                 .one_of({"PT", "PM"}))
+      .param(param_bool("theta0_relative", false, "wetland surface water content relative to theta_sat (spec 14.1)"))
+      .param(param_bool("ksat_depth_decay", false, "k_sat decays with depth, exp(-f_k z) (spec 3.2)"))
+      .param(param_floats("dz", std::vector<double>{50, 50, 100, 200, 400, 700}, "six layer thicknesses")
+                 .in_units("mm"));
+  for (const auto& fp : kFixed)
+    node.param(param_float(fp.name, tw::Options{}.*fp.member, fp.doc).in_units(fp.units));
+}
+
+tw::SimulateConfig config_from(Context& ctx) {
+  tw::SimulateConfig cfg;
+  tw::Options& o = cfg.options;
+  for (const auto& fp : kFixed) o.*fp.member = ctx.param<double>(fp.name);
+  const auto dz = ctx.param<std::vector<double>>("dz");
+  if (dz.size() != static_cast<std::size_t>(tw::kN))
+    throw NodeError("parameter 'dz' needs " + std::to_string(tw::kN) + " values, has " + std::to_string(dz.size()));
+  for (int i = 0; i < tw::kN; ++i) {
+    if (!(dz[i] > 0)) throw NodeError("parameter 'dz': thicknesses must be positive");
+    o.dz[i] = dz[i];
+  }
+  o.pedotransfer = ctx.param<std::string>("pedotransfer") == "table4" ? tw::Pedotransfer::Table4 : tw::Pedotransfer::Table5;
+  const bool capacity = ctx.param<std::string>("interception_form") == "capacity";
+  o.interception = capacity ? tw::InterceptionForm::Capacity : tw::InterceptionForm::Fraction;
+  o.et_method = ctx.param<std::string>("et_method") == "PT" ? tw::EtMethod::PT : tw::EtMethod::PM;
+  o.soil_evap = ctx.param<std::string>("soil_evap") == "PM" ? tw::SoilEvap::PM : tw::SoilEvap::PT;
+  o.theta0_relative = ctx.param<bool>("theta0_relative");
+  o.ksat_depth_decay = ctx.param<bool>("ksat_depth_decay");
+  o.mb_throw = false;  // flagged and reported in a warning; outputs carry mb_residual
+
+  cfg.params.i_rmax = capacity ? ctx.param<double>("i_rmax_capacity") : ctx.param<double>("i_rmax");
+  cfg.params.g_max = ctx.param<double>("g_max");
+  cfg.params.e_r = ctx.param<double>("e_r");
+  cfg.params.q_drmax = ctx.param<double>("q_drmax");
+  cfg.statics.elev = ctx.param<double>("elevation");
+  cfg.statics.sand = ctx.param<double>("sand");
+  cfg.statics.silt = ctx.param<double>("silt");
+  cfg.statics.clay = ctx.param<double>("clay");
+  cfg.statics.land = ctx.param<std::int64_t>("land") == 1 ? tw::Land::Wetland : tw::Land::Upland;
+  cfg.lai = ctx.param<double>("lai");
+  cfg.fill = ctx.param<std::string>("fill") == "linear" ? tw::FillPolicy::Linear : tw::FillPolicy::Error;
+  cfg.max_gap = static_cast<std::size_t>(ctx.param<std::int64_t>("max_gap"));
+  cfg.spin_up = ctx.param<bool>("spin_up");
+  cfg.threads = ctx.threads();
+  return cfg;
+}
+
+}  // namespace
+
 COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   auto node = plugin.node("tem_wbm.simulate");
   node.version("1")
@@ -143,76 +234,10 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       .output("fluxes", ArtifactKind::Dataset,
               "(site, time) float64: IF, EV, ES, DR, RO, EI, ET_total, rain, snowfall, melt, SSM, SWE, W_soil, "
               "z_wt, beta_T, G_s, mb_residual, n_substeps, n_rejected, n_projections, flags")
-      .output("layers", ArtifactKind::Dataset, "(site, time, layer): theta [m3 m-3]")
-      .param(param_bool("spin_up", false, "repeat the first forcing year until year-end storage changes < 0.5 mm "
-                                          "(max 50 cycles) before the run (spec 18)"))
-      .param(param_string("fill", "error", "missing forcing: \"error\" (names site and date) or \"linear\"")
-                 .one_of({"error", "linear"}))
-      .param(param_int("max_gap", 5, "longest gap [days] that fill = \"linear\" interpolates").bounds(0, 3650))
-      .param(param_float("lai", 1.0, "LAI where the forcing has no LAI").bounds(0, 15).in_units("m2 m-2"))
-      .param(param_float("elevation", 0.0, "elevation where statics have none").bounds(-500, 9000).in_units("m"))
-      .param(param_float("sand", 0.4, "sand fraction where statics have none").bounds(0, 1))
-      .param(param_float("silt", 0.4, "silt fraction where statics have none").bounds(0, 1))
-      .param(param_float("clay", 0.2, "clay fraction where statics have none").bounds(0, 1))
-      .param(param_int("land", 0, "land type where statics have none: 0 upland, 1 wetland").bounds(0, 1))
-      .param(param_float("i_rmax", 0.041, "rain interception coefficient (fraction per LAI; with "
-                                          "interception_form = capacity, i_rmax_capacity is used)")
-                 .bounds(0, 1))
-      .param(param_float("i_rmax_capacity", 0.2, "interception capacity per LAI (interception_form = capacity)")
-                 .bounds(0, 5).in_units("mm d-1"))
-      .param(param_float("g_max", 0.005, "maximum stomatal conductance per leaf area").bounds(0, 0.1).in_units("m s-1"))
-      .param(param_float("e_r", 0.5, "canopy radiation extinction coefficient").bounds(0.01, 2))
-      .param(param_float("q_drmax", 3.0, "maximum wetland drainage rate").bounds(0, 1000).in_units("mm d-1"))
-      .param(param_string("pedotransfer", "table5", "Cosby et al. (1984) table: table5 (univariate) or table4")
-                 .one_of({"table5", "table4"}))
-      .param(param_string("interception_form", "fraction", "I = min(R, i_rmax*R*LAI) (fraction) or "
-                                                            "min(R, i_rmax_capacity*LAI) (capacity)")
-                 .one_of({"fraction", "capacity"}))
-      .param(param_string("et_method", "PM", "transpiration: Penman-Monteith (PM) or Priestley-Taylor (PT)")
-                 .one_of({"PM", "PT"}))
-      .param(param_string("soil_evap", "PT", "soil evaporation: Priestley-Taylor (PT) or Penman-Monteith with "
-                                             "bare-soil resistance (PM)")
-                 .one_of({"PT", "PM"}))
-      .param(param_bool("theta0_relative", false, "wetland surface water content relative to theta_sat (spec 14.1)"))
-      .param(param_bool("ksat_depth_decay", false, "k_sat decays with depth, exp(-f_k z) (spec 3.2)"))
-      .param(param_floats("dz", std::vector<double>{50, 50, 100, 200, 400, 700}, "six layer thicknesses")
-                 .in_units("mm"));
-  for (const auto& fp : kFixed)
-    node.param(param_float(fp.name, tw::Options{}.*fp.member, fp.doc).in_units(fp.units));
+      .output("layers", ArtifactKind::Dataset, "(site, time, layer): theta [m3 m-3]");
+  declare_model_params(node);
   node.run([](Context& ctx) {
-    tw::SimulateConfig cfg;
-    tw::Options& o = cfg.options;
-    for (const auto& fp : kFixed) o.*fp.member = ctx.param<double>(fp.name);
-    const auto dz = ctx.param<std::vector<double>>("dz");
-    if (dz.size() != static_cast<std::size_t>(tw::kN))
-      throw NodeError("parameter 'dz' needs " + std::to_string(tw::kN) + " values, has " + std::to_string(dz.size()));
-    for (int i = 0; i < tw::kN; ++i) {
-      if (!(dz[i] > 0)) throw NodeError("parameter 'dz': thicknesses must be positive");
-      o.dz[i] = dz[i];
-    }
-    o.pedotransfer = ctx.param<std::string>("pedotransfer") == "table4" ? tw::Pedotransfer::Table4 : tw::Pedotransfer::Table5;
-    const bool capacity = ctx.param<std::string>("interception_form") == "capacity";
-    o.interception = capacity ? tw::InterceptionForm::Capacity : tw::InterceptionForm::Fraction;
-    o.et_method = ctx.param<std::string>("et_method") == "PT" ? tw::EtMethod::PT : tw::EtMethod::PM;
-    o.soil_evap = ctx.param<std::string>("soil_evap") == "PM" ? tw::SoilEvap::PM : tw::SoilEvap::PT;
-    o.theta0_relative = ctx.param<bool>("theta0_relative");
-    o.ksat_depth_decay = ctx.param<bool>("ksat_depth_decay");
-    o.mb_throw = false;  // flagged and reported in a warning; outputs carry mb_residual
-
-    cfg.params.i_rmax = capacity ? ctx.param<double>("i_rmax_capacity") : ctx.param<double>("i_rmax");
-    cfg.params.g_max = ctx.param<double>("g_max");
-    cfg.params.e_r = ctx.param<double>("e_r");
-    cfg.params.q_drmax = ctx.param<double>("q_drmax");
-    cfg.statics.elev = ctx.param<double>("elevation");
-    cfg.statics.sand = ctx.param<double>("sand");
-    cfg.statics.silt = ctx.param<double>("silt");
-    cfg.statics.clay = ctx.param<double>("clay");
-    cfg.statics.land = ctx.param<std::int64_t>("land") == 1 ? tw::Land::Wetland : tw::Land::Upland;
-    cfg.lai = ctx.param<double>("lai");
-    cfg.fill = ctx.param<std::string>("fill") == "linear" ? tw::FillPolicy::Linear : tw::FillPolicy::Error;
-    cfg.max_gap = static_cast<std::size_t>(ctx.param<std::int64_t>("max_gap"));
-    cfg.spin_up = ctx.param<bool>("spin_up");
-    cfg.threads = ctx.threads();
+    tw::SimulateConfig cfg = config_from(ctx);
 
     std::unique_ptr<SurrogateEt> et;
     std::unique_ptr<SurrogateDrainage> drainage;
@@ -239,5 +264,149 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     for (const auto& w : result.warnings) ctx.warn(w);
     ctx.set_output("fluxes", result.fluxes);
     ctx.set_output("layers", result.layers);
+  });
+
+  auto cal = plugin.node("tem_wbm.calibrate");
+  cal.version("1")
+      .summary("Calibrates the water balance model per site against observed SSM (DE search + LM polish)")
+      .doc("Estimates, per site, the spec's section 3.1 parameters within their bounds: upland theta_sat, "
+           "k_sat, psi_sat, b, i_rmax, g_max, e_r; wetland q_drmax, i_rmax, g_max, e_r. k_sat, psi_sat and "
+           "q_drmax are searched in log10. Objective: RMSE of simulated vs observed SSM on the days in "
+           "[start, end] after the first `warmup_days` of the forcing (the model runs from the first forcing "
+           "day, from the spec's initial state or a spin-up). Search: differential evolution (DE/rand/1/bin, "
+           "Latin-hypercube start), then a bounded Levenberg-Marquardt polish on the SSM residuals. Each site "
+           "gets its own seed from the node seed and its name, so results do not depend on the thread count "
+           "or on which other sites are calibrated. A site whose calibrated set does not beat its starting "
+           "parameters keeps them. Feed `params` to tem_wbm.simulate.")
+      .input("forcing", ArtifactKind::Dataset, "(site, time), daily: Pr, SWD, Tair, Vp, optional LAI (as simulate)")
+      .input("observation", ArtifactKind::Dataset, "(site, time): observed SSM [m3 m-3] (NaN = missing)")
+      .optional_input("statics", ArtifactKind::Dataset, "(site): elevation, sand, silt, clay, land, lat (as simulate)")
+      .optional_input("params", ArtifactKind::Table, "starting parameters per site (as simulate's params)")
+      .output("params", ArtifactKind::Table,
+              "per site: site, land, the eight parameter columns (NaN where not calibrated for the land type), "
+              "rmse_before, rmse_after [m3 m-3], n_obs, evaluations")
+      .param(param_string("variable", "SSM", "observed variable in `observation`"))
+      .param(param_date("start", "", "first day scored (empty: the forcing's first day after warm-up)"))
+      .param(param_date("end", "", "last day scored and simulated (empty: the forcing's last day)"))
+      .param(param_int("warmup_days", 365, "days at the start of the forcing that are simulated but not scored")
+                 .bounds(0, 100000).in_units("d"))
+      .param(param_int("max_evaluations", 800, "model runs per site for the global search").bounds(20, 10000000))
+      .param(param_int("population", 0, "differential-evolution population (0: 10 x parameters)").bounds(0, 100000))
+      .param(param_bool("polish", true, "polish the best candidate with Levenberg-Marquardt"))
+      .param(param_int("polish_iterations", 8, "Levenberg-Marquardt iterations").bounds(0, 1000))
+      .param(param_int("min_obs", 30, "sites with fewer scored observations are not calibrated (warning)")
+                 .bounds(1, 100000));
+  declare_model_params(cal);
+  cal.run([](Context& ctx) {
+    tw::SimulateConfig cfg = config_from(ctx);
+    const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
+    const Table* start_params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
+    const tw::SiteInputs in = tw::prepare_inputs(ctx.dataset("forcing"), statics, start_params, cfg);
+    for (const auto& w : in.warnings) ctx.warn(w);
+    const std::size_t ns = in.sites.size(), nt = in.time.size();
+
+    // Observations on the forcing's time axis.
+    const auto obs = series::read_site_series(ctx.dataset("observation"), ctx.param<std::string>("variable"));
+    std::map<std::string, std::size_t> obs_row;
+    for (std::size_t i = 0; i < obs.sites.size(); ++i) obs_row.emplace(obs.sites[i], i);
+    std::map<double, std::size_t> obs_col;
+    for (std::size_t t = 0; t < obs.time.size(); ++t) obs_col.emplace(obs.time[t], t);
+    std::vector<double> o(ns * nt, tw::kNaN);
+    std::vector<std::string> unobserved;
+    for (std::size_t s = 0; s < ns; ++s) {
+      auto r = obs_row.find(in.sites[s]);
+      if (r == obs_row.end()) {
+        unobserved.push_back(in.sites[s]);
+        continue;
+      }
+      for (std::size_t t = 0; t < nt; ++t) {
+        auto c = obs_col.find(in.time[t]);
+        if (c != obs_col.end()) o[s * nt + t] = obs.row(r->second)[c->second];
+      }
+    }
+    if (!unobserved.empty())
+      throw NodeError("observation has no site '" + unobserved.front() + "'" +
+                      (unobserved.size() > 1 ? " (and " + std::to_string(unobserved.size() - 1) + " more)" : ""));
+
+    // The scored window, as indices into the forcing's days.
+    const auto warmup = static_cast<std::size_t>(ctx.param<std::int64_t>("warmup_days"));
+    auto index_of = [&](const std::string& param, std::size_t fallback) {
+      const auto text = ctx.param<std::string>(param);
+      if (text.empty()) return fallback;
+      const double day = static_cast<double>(parse_date(text));
+      if (nt == 0 || day < in.time.front() || day > in.time.back())
+        throw NodeError("parameter '" + param + "' (" + text + ") is outside the forcing's period " +
+                        format_date(static_cast<std::int64_t>(in.time.front())) + " .. " +
+                        format_date(static_cast<std::int64_t>(in.time.back())));
+      return static_cast<std::size_t>(day - in.time.front());
+    };
+    const std::size_t first = std::max(warmup, index_of("start", 0));
+    const std::size_t n_days = index_of("end", nt ? nt - 1 : 0) + 1;
+    if (first >= n_days)
+      throw NodeError("nothing to score: the scored window starts after it ends (check start, end and warmup_days)");
+
+    tw::CalibrationOptions copt;
+    copt.search.max_evaluations = static_cast<int>(ctx.param<std::int64_t>("max_evaluations"));
+    copt.search.population = static_cast<int>(ctx.param<std::int64_t>("population"));
+    copt.polish = ctx.param<bool>("polish");
+    copt.polish_options.max_iterations = static_cast<int>(ctx.param<std::int64_t>("polish_iterations"));
+    const auto min_obs = static_cast<std::size_t>(ctx.param<std::int64_t>("min_obs"));
+
+    std::vector<tw::SiteCalibration> results(ns);
+    std::vector<char> skipped(ns, 0);
+    tw::for_each_site(
+        ns, ctx.threads(),
+        [&](std::size_t s) {
+          tw::CalibrationOptions site_opt = copt;
+          site_opt.search.seed = site_seed(ctx.seed(), in.sites[s]);
+          const double* obs_s = o.data() + s * nt;
+          std::size_t n_obs = 0;
+          for (std::size_t t = first; t < n_days; ++t) n_obs += !std::isnan(obs_s[t]);
+          if (n_obs < min_obs) {
+            skipped[s] = 1;
+            results[s].params = in.params[s];
+            results[s].n_obs = n_obs;
+            return;
+          }
+          auto day = [&](std::size_t t) { return in.day(s, t); };
+          results[s] = tw::calibrate_site(in.statics[s], in.params[s], cfg.options, day, n_days, obs_s, first, site_opt);
+        },
+        [&](std::size_t done, std::size_t total) {
+          ctx.check_cancelled();
+          ctx.progress(static_cast<double>(done), static_cast<double>(total), "sites calibrated");
+        });
+
+    std::size_t n_skipped = 0;
+    for (char k : skipped) n_skipped += k;
+    if (n_skipped)
+      ctx.warn(std::to_string(n_skipped) + " of " + std::to_string(ns) + " sites have fewer than " +
+               std::to_string(min_obs) + " scored observations and keep their starting parameters");
+
+    auto table = std::make_shared<Table>();
+    table->add_column("site", in.sites);
+    std::vector<double> land(ns);
+    for (std::size_t s = 0; s < ns; ++s) land[s] = in.statics[s].land == tw::Land::Wetland ? 1 : 0;
+    table->add_column("land", land, "1", "0 upland, 1 wetland");
+    for (const auto& name : tw::param_names()) {
+      std::vector<double> col(ns, tw::kNaN);
+      for (std::size_t s = 0; s < ns; ++s) {
+        if (skipped[s]) continue;
+        for (const auto& c : tw::calibrated_params(in.statics[s].land))
+          if (c.name == name) col[s] = *tw::param_slot(results[s].params, name);
+      }
+      table->add_column(name, col);
+    }
+    std::vector<double> before(ns), after(ns), n_obs(ns), evals(ns);
+    for (std::size_t s = 0; s < ns; ++s) {
+      before[s] = results[s].rmse_before;
+      after[s] = results[s].rmse_after;
+      n_obs[s] = static_cast<double>(results[s].n_obs);
+      evals[s] = results[s].evaluations;
+    }
+    table->add_column("rmse_before", before, "m3 m-3", "SSM RMSE with the starting parameters");
+    table->add_column("rmse_after", after, "m3 m-3", "SSM RMSE with the calibrated parameters");
+    table->add_column("n_obs", n_obs, "d", "days scored");
+    table->add_column("evaluations", evals, "1", "model runs");
+    ctx.set_output("params", table);
   });
 }

@@ -40,8 +40,6 @@ const std::vector<std::string>& param_names() {
   return names;
 }
 
-namespace {
-
 double* param_slot(Params& p, const std::string& name) {
   if (name == "theta_sat") return &p.theta_sat;
   if (name == "k_sat") return &p.k_sat;
@@ -53,6 +51,8 @@ double* param_slot(Params& p, const std::string& name) {
   if (name == "q_drmax") return &p.q_drmax;
   return nullptr;
 }
+
+namespace {
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -107,24 +107,28 @@ struct SiteStats {
 
 }  // namespace
 
-SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Table* params,
-                        const SimulateConfig& cfg, const Slots& slots,
-                        const std::function<void(std::size_t, std::size_t)>& between_chunks) {
-  SimulateResult res;
+SiteInputs prepare_inputs(const Dataset& forcing, const Dataset* statics, const Table* params,
+                          const SimulateConfig& cfg) {
+  SiteInputs in;
   // ---- forcing ----------------------------------------------------------------------------------------
   const char* names[] = {"Pr", "SWD", "Tair", "Vp"};
-  std::vector<series::SiteSeries> f;
+  auto& f = in.forcing;
   for (const char* n : names) f.push_back(series::read_site_series(forcing, n));
-  const bool has_lai = forcing.has("LAI");
+  const bool has_lai = in.has_lai = forcing.has("LAI");
+  in.lai = cfg.lai;
   if (has_lai) f.push_back(series::read_site_series(forcing, "LAI"));
-  const auto& sites = f[0].sites;
-  const auto& time = f[0].time;
+  for (std::size_t k = 1; k < f.size(); ++k)
+    if (f[k].sites != f[0].sites || f[k].time != f[0].time)
+      throw NodeError("forcing variables must share one site and time axis");
+  const auto& sites = in.sites = f[0].sites;
+  const auto& time = in.time = f[0].time;
   const std::size_t ns = sites.size(), nt = time.size();
   for (std::size_t t = 1; t < nt; ++t)
     if (time[t] - time[t - 1] != 1.0)
       throw NodeError("forcing time axis must be daily and contiguous: " + format_date(static_cast<std::int64_t>(time[t - 1])) +
                       " is followed by " + format_date(static_cast<std::int64_t>(time[t])));
-  std::vector<int> doy(nt);
+  auto& doy = in.doy;
+  doy.resize(nt);
   for (std::size_t t = 0; t < nt; ++t) doy[t] = day_of_year(static_cast<std::int64_t>(std::floor(time[t])));
 
   for (std::size_t k = 0; k < f.size(); ++k)  // missing forcing: clear error naming site and date, or fill
@@ -150,7 +154,8 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
     }
 
   // ---- statics: a missing variable (or NaN value) falls back to the node parameter, in ONE warning -----
-  std::vector<Statics> st(ns, cfg.statics);
+  auto& st = in.statics;
+  st.assign(ns, cfg.statics);
   std::vector<std::string> defaulted;
   if (!has_lai) {
     char buf[64];
@@ -217,18 +222,21 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
                           (used == 0 ? std::string("all sites") : std::to_string(ns - used) + " of " + std::to_string(ns) + " sites") + ")");
   }
   if (!defaulted.empty())
-    res.warnings.push_back("node parameters used where inputs have no value: " + join(defaulted));
+    in.warnings.push_back("node parameters used where inputs have no value: " + join(defaulted));
 
   // ---- per-site calibrated parameters --------------------------------------------------------------------
-  std::vector<Params> pr(ns, cfg.params);
+  auto& pr = in.params;
+  pr.assign(ns, cfg.params);
   if (params) {
     if (!params->has("site")) throw NodeError("params table needs a 'site' column");
     const auto& psites = params->strings("site");
     std::map<std::string, std::size_t> index;
     for (std::size_t i = 0; i < psites.size(); ++i)
       if (!index.emplace(psites[i], i).second) throw NodeError("params table lists site '" + psites[i] + "' twice");
+    // tem_wbm.calibrate's report columns ride along with the parameters; anything else is a typo.
+    static const std::vector<std::string> report_columns{"land", "rmse_before", "rmse_after", "n_obs", "evaluations"};
     for (const auto& col : params->columns()) {
-      if (col.name == "site") continue;
+      if (col.name == "site" || std::count(report_columns.begin(), report_columns.end(), col.name)) continue;
       if (!std::count(param_names().begin(), param_names().end(), col.name))
         throw NodeError("params table column '" + col.name + "' is not a parameter (known: site, " + join(param_names()) + ")");
       const auto& vals = params->numbers(col.name);
@@ -240,9 +248,50 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
     std::size_t without = 0;
     for (auto& site : sites) without += index.count(site) == 0;
     if (without)
-      res.warnings.push_back("params table has no row for " + std::to_string(without) + " of " + std::to_string(ns) +
+      in.warnings.push_back("params table has no row for " + std::to_string(without) + " of " + std::to_string(ns) +
                              " sites: node parameters used there");
   }
+
+  return in;
+}
+
+void for_each_site(std::size_t ns, int threads_wanted, const std::function<void(std::size_t)>& run_site,
+                   const std::function<void(std::size_t, std::size_t)>& between_chunks) {
+  // Static partition: fixed chunks of sites, `threads` chunks per wave; results do not depend on it.
+  const std::size_t threads = static_cast<std::size_t>(std::max(1, threads_wanted));
+  const std::size_t chunk = std::max<std::size_t>(1, std::min<std::size_t>(16, (ns + threads - 1) / threads));
+  const std::size_t n_chunks = (ns + chunk - 1) / chunk;
+  std::vector<std::exception_ptr> errors(n_chunks);
+  auto run_chunk = [&](std::size_t c) {
+    try {
+      for (std::size_t s = c * chunk; s < std::min(ns, (c + 1) * chunk); ++s) run_site(s);
+    } catch (...) {
+      errors[c] = std::current_exception();
+    }
+  };
+  for (std::size_t first = 0; first < n_chunks; first += threads) {
+    const std::size_t last = std::min(n_chunks, first + threads);
+    std::vector<std::thread> pool;
+    for (std::size_t c = first + 1; c < last; ++c) pool.emplace_back(run_chunk, c);
+    run_chunk(first);
+    for (auto& th : pool) th.join();
+    for (std::size_t c = first; c < last; ++c)
+      if (errors[c]) std::rethrow_exception(errors[c]);
+    if (between_chunks) between_chunks(std::min(ns, last * chunk), ns);
+  }
+}
+
+SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Table* params,
+                        const SimulateConfig& cfg, const Slots& slots,
+                        const std::function<void(std::size_t, std::size_t)>& between_chunks) {
+  SimulateResult res;
+  SiteInputs in = prepare_inputs(forcing, statics, params, cfg);
+  res.warnings = in.warnings;
+  const auto& sites = in.sites;
+  const auto& time = in.time;
+  const std::size_t ns = sites.size(), nt = time.size();
+  const auto& st = in.statics;
+  const auto& pr = in.params;
 
   std::vector<Cell> cells;
   cells.reserve(ns);
@@ -261,12 +310,7 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
 
   auto run_site = [&](std::size_t s) {
     Cell& cell = cells[s];
-    const double* Pr = f[0].row(s);
-    const double* SWD = f[1].row(s);
-    const double* T = f[2].row(s);
-    const double* Vp = f[3].row(s);
-    const double* LAI = has_lai ? f[4].row(s) : nullptr;
-    auto day = [&](std::size_t t) { return Forcing{Pr[t], SWD[t], T[t], Vp[t], LAI ? LAI[t] : cfg.lai, doy[t]}; };
+    auto day = [&](std::size_t t) { return in.day(s, t); };
     if (cfg.spin_up && nt > 0) {
       std::vector<Forcing> year(std::min<std::size_t>(365, nt));
       for (std::size_t t = 0; t < year.size(); ++t) year[t] = day(t);
@@ -288,28 +332,7 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
     }
   };
 
-  // Static partition: fixed chunks of sites, `threads` chunks per wave; results do not depend on it.
-  const std::size_t threads = static_cast<std::size_t>(std::max(1, cfg.threads));
-  const std::size_t chunk = std::max<std::size_t>(1, std::min<std::size_t>(16, (ns + threads - 1) / threads));
-  const std::size_t n_chunks = (ns + chunk - 1) / chunk;
-  std::vector<std::exception_ptr> errors(n_chunks);
-  auto run_chunk = [&](std::size_t c) {
-    try {
-      for (std::size_t s = c * chunk; s < std::min(ns, (c + 1) * chunk); ++s) run_site(s);
-    } catch (...) {
-      errors[c] = std::current_exception();
-    }
-  };
-  for (std::size_t first = 0; first < n_chunks; first += threads) {
-    const std::size_t last = std::min(n_chunks, first + threads);
-    std::vector<std::thread> pool;
-    for (std::size_t c = first + 1; c < last; ++c) pool.emplace_back(run_chunk, c);
-    run_chunk(first);
-    for (auto& th : pool) th.join();
-    for (std::size_t c = first; c < last; ++c)
-      if (errors[c]) std::rethrow_exception(errors[c]);
-    if (between_chunks) between_chunks(std::min(ns, last * chunk), ns);
-  }
+  for_each_site(ns, cfg.threads, run_site, between_chunks);
 
   // ---- warnings (summarised, deterministic) --------------------------------------------------------------
   std::size_t aborted = 0, mass = 0, not_converged = 0;

@@ -7,6 +7,7 @@
 #include "tem_wbm/model.hpp"
 
 #include <couplet/artifact.hpp>
+#include <couplet/series.hpp>
 
 #include <cstddef>
 #include <functional>
@@ -42,6 +43,34 @@ struct SimulateResult {
   std::vector<std::string> warnings;
 };
 
+/// A run's inputs, site by site: forcing checked and gap-filled per the fill policy, statics and
+/// calibrated parameters resolved (node-parameter fallbacks reported in `warnings`, once).
+struct SiteInputs {
+  std::vector<std::string> sites;
+  std::vector<double> time;  ///< days since 1970-01-01, daily and contiguous
+  std::vector<int> doy;
+  std::vector<series::SiteSeries> forcing;  ///< Pr, SWD, Tair, Vp[, LAI]
+  bool has_lai = false;
+  double lai = 1.0;  ///< where the forcing has no LAI
+  std::vector<Statics> statics;
+  std::vector<Params> params;
+  std::vector<std::string> warnings;
+
+  Forcing day(std::size_t s, std::size_t t) const {
+    return Forcing{forcing[0].row(s)[t], forcing[1].row(s)[t], forcing[2].row(s)[t], forcing[3].row(s)[t],
+                   has_lai ? forcing[4].row(s)[t] : lai, doy[t]};
+  }
+};
+
+/// Reads and checks what simulate() needs (see SiteInputs); throws NodeError naming site and date.
+SiteInputs prepare_inputs(const Dataset& forcing, const Dataset* statics, const Table* params,
+                          const SimulateConfig& cfg);
+
+/// Calls run_site(s) for every site on `threads` threads in fixed chunks (so results never depend on
+/// the thread count), and between_chunks(done, total) on the calling thread after each wave.
+void for_each_site(std::size_t ns, int threads, const std::function<void(std::size_t)>& run_site,
+                   const std::function<void(std::size_t, std::size_t)>& between_chunks = {});
+
 /// Runs every site of `forcing` (site, time: Pr, SWD, Tair, Vp, optional LAI; daily, contiguous).
 /// `statics` (site: elevation, sand, silt, clay, land, lat) and `params` (columns site + §3.1 code names)
 /// may be null. `between_chunks(done, total)` is called on the calling thread after each wave of chunks
@@ -52,5 +81,7 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
 
 /// Names of the calibrated parameters accepted as `params` table columns (§3.1 code names).
 const std::vector<std::string>& param_names();
+/// The member of `p` a §3.1 code name denotes, or nullptr.
+double* param_slot(Params& p, const std::string& name);
 
 }  // namespace couplet::tem_wbm
