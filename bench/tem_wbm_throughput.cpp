@@ -83,30 +83,36 @@ long peak_rss_mb() {
 // Simulates cells [0, n_cells) × n_days on `threads` threads (static interleaved partition) and returns
 // the wall time. `ssm_out`, if given, receives the SSM of the first cells (cell-major) for comparison.
 double run(std::size_t n_cells, int n_days, int threads, const Options& opt, std::vector<float>* ssm_out,
-           std::atomic<long>& substeps) {
+           std::atomic<long>& substeps, std::vector<double>* checksum = nullptr,
+           std::atomic<long>* rejected = nullptr) {
   const double t0 = now();
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
       constexpr std::size_t kChunk = 64;
       std::vector<float> chunk(kChunk * static_cast<std::size_t>(n_days));  // streamed, then dropped
-      long local_substeps = 0;
+      long local_substeps = 0, local_rejected = 0;
       for (std::size_t c0 = static_cast<std::size_t>(t) * kChunk; c0 < n_cells; c0 += kChunk * threads) {
         const std::size_t c1 = std::min(n_cells, c0 + kChunk);
         for (std::size_t c = c0; c < c1; ++c) {
           SyntheticCell sc(c);
           Cell cell(sc.statics, Params{}, opt);
+          double sum = 0;
           for (int d = 0; d < n_days; ++d) {
             DayOut out = cell.advance(sc.day(d));
             local_substeps += out.n_substeps;
+            local_rejected += out.n_rejected;
             chunk[(c - c0) * n_days + d] = static_cast<float>(out.SSM);
+            sum += out.SSM + out.DR + out.RO;
           }
+          if (checksum) (*checksum)[c] = sum;  // per cell, so the total is independent of the thread split
         }
         if (ssm_out)
           for (std::size_t c = c0; c < c1 && c * n_days < ssm_out->size(); ++c)
             std::copy_n(chunk.begin() + (c - c0) * n_days, n_days, ssm_out->begin() + c * n_days);
       }
       substeps += local_substeps;
+      if (rejected) *rejected += local_rejected;
     });
   for (auto& th : pool) th.join();
   return now() - t0;
@@ -143,12 +149,18 @@ int main(int argc, char** argv) {
               std::thread::hardware_concurrency());
   for (int t : thread_counts) {
     std::atomic<long> substeps{0};
-    const double secs = run(cells, days, t, Options{}, nullptr, substeps);
+    std::vector<double> per_cell(cells, 0.0);
+    std::atomic<long> rejected{0};
+    const double secs = run(cells, days, t, Options{}, nullptr, substeps, &per_cell, &rejected);
+    double checksum = 0;
+    for (double v : per_cell) checksum += v;
     const double rate = static_cast<double>(cells) * days / secs;
     std::printf("  threads %d: %.2f s, %.3f M cell-days/s, %.1f Richards sub-steps per upland-or-wetland day; "
                 "full global run (56,112 x 1,827) extrapolated: %.1f s\n",
                 t, secs, rate / 1e6, static_cast<double>(substeps) / (static_cast<double>(cells) * days),
                 global_cell_days / rate);
+    std::printf("    %.2f rejected sub-steps per day; checksum (sum of SSM + DR + RO over all cell-days): %.15e\n",
+                static_cast<double>(rejected) / (static_cast<double>(cells) * days), checksum);
   }
   std::printf("  peak RSS: %ld MB\n", peak_rss_mb());
 

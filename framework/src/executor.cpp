@@ -18,6 +18,7 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace couplet::framework {
@@ -148,13 +149,48 @@ class ProgressBoard {
   std::map<std::string, int> last_pct_;
 };
 
+// A streamed output: rows go straight into the node's temp cache entry; the port counts as produced
+// once the file is complete.
+class StreamWriter final : public ChunkedWriter {
+ public:
+  StreamWriter(std::string port, const fs::path& file, const ChunkedLayout& layout, std::function<void()> published)
+      : port_(std::move(port)), file_(file, layout), published_(std::move(published)) {}
+  void write(std::size_t begin, const Dataset& rows) override {
+    guard([&] { file_.write_rows(begin, rows); });
+  }
+  void close() override {
+    guard([&] { file_.close(); });
+    published_();
+  }
+
+ private:
+  template <class F> void guard(F f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      throw NodeError("output '" + port_ + "': " + e.what());
+    }
+  }
+  std::string port_;
+  store::ChunkedDatasetFile file_;
+  std::function<void()> published_;
+};
+
+// What a node reads: an input port's artifact whole (loaded on first use), or the producer's stored
+// file (checksum verified) for reading by rows.
+struct InputSource {
+  std::function<std::shared_ptr<const Artifact>(const std::string& port)> load;
+  std::function<fs::path(const std::string& port)> file;
+};
+
 class NodeContext final : public Context {
  public:
-  NodeContext(const NodeSpec& spec, const PluginSet& plugins, std::map<std::string, std::shared_ptr<const Artifact>> in,
-              int threads, std::shared_ptr<spdlog::logger> log, ProgressBoard& board, fs::path scratch,
+  NodeContext(const NodeSpec& spec, const PluginSet& plugins, InputSource in, fs::path out_dir, int threads,
+              std::shared_ptr<spdlog::logger> log, ProgressBoard& board, fs::path scratch,
               std::function<bool()> cancelled)
-      : spec_(spec), plugins_(plugins), inputs_(std::move(in)), threads_(threads), log_(std::move(log)),
-        board_(board), scratch_(std::move(scratch)), cancelled_(std::move(cancelled)), rng_(spec.seed) {}
+      : spec_(spec), plugins_(plugins), in_(std::move(in)), out_dir_(std::move(out_dir)), threads_(threads),
+        log_(std::move(log)), board_(board), scratch_(std::move(scratch)), cancelled_(std::move(cancelled)),
+        rng_(spec.seed) {}
 
   const std::string& node_id() const override { return spec_.id; }
   const NodeDecl& decl() const override { return *spec_.type->decl; }
@@ -163,22 +199,56 @@ class NodeContext final : public Context {
     if (it == spec_.params.end()) throw NodeError("node reads parameter '" + name + "', which it does not declare");
     return it->second.value;
   }
-  bool has_input(const std::string& port) const override { return inputs_.count(port) != 0; }
+  bool has_input(const std::string& port) const override { return spec_.inputs.count(port) != 0; }
   std::shared_ptr<const Artifact> input_artifact(const std::string& port) const override {
-    auto it = inputs_.find(port);
-    if (it != inputs_.end()) return it->second;
-    if (!decl().find_input(port)) throw NodeError("node reads input '" + port + "', which it does not declare");
-    return nullptr;
+    if (!connected(port)) return nullptr;
+    std::lock_guard<std::mutex> lk(in_mu_);
+    auto& a = loaded_[port];
+    if (!a) a = in_.load(port);
+    return a;
+  }
+  Chunking input_chunking(const std::string& port) const override {
+    if (!connected(port)) return {};
+    std::lock_guard<std::mutex> lk(in_mu_);
+    auto it = chunking_.find(port);
+    if (it == chunking_.end()) it = chunking_.emplace(port, store::chunking(in_.file(port))).first;
+    return it->second;
+  }
+  std::shared_ptr<const Dataset> input_rows(const std::string& port, std::size_t begin, std::size_t count) const override {
+    if (!connected(port)) throw NodeError("input '" + port + "' is not connected");
+    if (!input_chunking(port).streamed())
+      throw NodeError("input '" + port + "' was written whole, not streamed: read it with dataset()");
+    try {
+      return store::read_rows(in_.file(port), begin, count);
+    } catch (const std::exception& e) {
+      throw NodeError("input '" + port + "': " + e.what());
+    }
   }
   void set_output(const std::string& port, std::shared_ptr<const Artifact> a) override {
-    const PortDecl* p = decl().find_output(port);
-    if (!p) throw NodeError("node writes output '" + port + "', which it does not declare");
+    const PortDecl& p = output_decl(port);
     if (!a) throw NodeError("node writes a null artifact to output '" + port + "'");
-    if (a->kind() != p->kind)
-      throw NodeError("output '" + port + "' is declared " + to_string(p->kind) + " but the node wrote a " +
+    if (a->kind() != p.kind)
+      throw NodeError("output '" + port + "' is declared " + to_string(p.kind) + " but the node wrote a " +
                       to_string(a->kind()));
-    if (outputs_.count(port)) throw NodeError("node writes output '" + port + "' twice");
+    claim(port);
+    std::lock_guard<std::mutex> lk(out_mu_);
     outputs_[port] = keep_alive(std::move(a), spec_.type->plugin);
+  }
+  std::unique_ptr<ChunkedWriter> chunked_output(const std::string& port, const ChunkedLayout& layout) override {
+    const PortDecl& p = output_decl(port);
+    if (p.kind != ArtifactKind::Dataset)
+      throw NodeError("output '" + port + "' is declared " + to_string(p.kind) + "; only a Dataset can be streamed");
+    std::unique_ptr<ChunkedWriter> writer;
+    try {
+      writer = std::make_unique<StreamWriter>(port, out_dir_ / (port + ".h5"), layout, [this, port] {
+        std::lock_guard<std::mutex> lk(out_mu_);
+        streamed_.insert(port);
+      });
+    } catch (const std::exception& e) {
+      throw NodeError("output '" + port + "': " + e.what());
+    }
+    claim(port);
+    return writer;
   }
   std::shared_ptr<Predictor> predictor(const Model& m) const override {
     auto p = plugins_.predictor(m);
@@ -210,12 +280,40 @@ class NodeContext final : public Context {
   }
   bool cancelled() const override { return cancelled_(); }
 
+  /// Outputs handed over whole (streamed ones are already files in the output directory).
   std::map<std::string, std::shared_ptr<const Artifact>>& outputs() { return outputs_; }
+  bool produced(const std::string& port) {
+    std::lock_guard<std::mutex> lk(out_mu_);
+    return outputs_.count(port) || streamed_.count(port);
+  }
 
  private:
+  bool connected(const std::string& port) const {
+    if (spec_.inputs.count(port)) return true;
+    if (!decl().find_input(port)) throw NodeError("node reads input '" + port + "', which it does not declare");
+    return false;
+  }
+  const PortDecl& output_decl(const std::string& port) const {
+    const PortDecl* p = decl().find_output(port);
+    if (!p) throw NodeError("node writes output '" + port + "', which it does not declare");
+    return *p;
+  }
+  // Each output is set or streamed once.
+  void claim(const std::string& port) {
+    std::lock_guard<std::mutex> lk(out_mu_);
+    if (!claimed_.insert(port).second) throw NodeError("node writes output '" + port + "' twice");
+  }
+
   const NodeSpec& spec_;
   const PluginSet& plugins_;
-  std::map<std::string, std::shared_ptr<const Artifact>> inputs_, outputs_;
+  InputSource in_;
+  mutable std::mutex in_mu_;
+  mutable std::map<std::string, std::shared_ptr<const Artifact>> loaded_;
+  mutable std::map<std::string, Chunking> chunking_;
+  fs::path out_dir_;
+  std::mutex out_mu_;
+  std::set<std::string> claimed_, streamed_;
+  std::map<std::string, std::shared_ptr<const Artifact>> outputs_;
   int threads_;
   std::shared_ptr<spdlog::logger> log_;
   ProgressBoard& board_;
@@ -387,16 +485,35 @@ class Run {
       return;
     }
     log_->info("[{}] running {}", spec.id, spec.plugin);
+    // Outputs are written into a private temp directory, renamed into the cache when the node is done:
+    // an entry exists complete or not at all, whatever happens to the process meanwhile.
+    static std::atomic<int> counter{0};
+    const fs::path tmp = cache_dir_ / (".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+                                       keys_[i].substr(0, 12));
+    struct RemoveOnExit {
+      const fs::path& dir;
+      ~RemoveOnExit() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);  // nothing left after a success (renamed), the partial outputs otherwise
+      }
+    } remove_tmp{tmp};
     try {
-      std::map<std::string, std::shared_ptr<const Artifact>> inputs;
-      for (auto& [port, ref] : spec.inputs) inputs[port] = artifact(wf_.index_of(ref.node), ref.port);
-      NodeContext ctx(spec, plugins_, std::move(inputs), opt_.threads, log_, *board_,
-                      run_dir_ / "scratch" / spec.id, [this] { return interrupted(); });
+      fs::create_directories(tmp);
+      InputSource in{[this, &spec](const std::string& port) {
+                       const InputRef& ref = spec.inputs.at(port);
+                       return artifact(wf_.index_of(ref.node), ref.port);
+                     },
+                     [this, &spec](const std::string& port) {
+                       const InputRef& ref = spec.inputs.at(port);
+                       return verified_file(wf_.index_of(ref.node), ref.port);
+                     }};
+      NodeContext ctx(spec, plugins_, std::move(in), tmp, opt_.threads, log_, *board_, run_dir_ / "scratch" / spec.id,
+                      [this] { return interrupted(); });
       spec.type->decl->run(ctx);
       for (auto& out : spec.type->decl->outputs)
-        if (!ctx.outputs().count(out.name))
+        if (!ctx.produced(out.name))
           throw NodeError("the node finished without producing its output '" + out.name + "'");
-      store_outputs(i, ctx.outputs(), entry);
+      store_outputs(i, ctx.outputs(), tmp, entry);
       {
         std::lock_guard<std::mutex> lk(mem_mu_);
         mem_[i] = ctx.outputs();
@@ -426,25 +543,37 @@ class Run {
     failed_ = true;
   }
 
-  // Writes all outputs of a node into a private temp directory, then renames it into place: an
-  // entry either exists complete or not at all, whatever happens to the process meanwhile.
-  void store_outputs(int i, const std::map<std::string, std::shared_ptr<const Artifact>>& outs, const fs::path& entry) {
-    static std::atomic<int> counter{0};
-    fs::path tmp = cache_dir_ / (".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-                                 keys_[i].substr(0, 12));
-    fs::create_directories(tmp);
-    try {
-      for (auto& [port, a] : outs) store::write_artifact(*a, tmp / (port + ".h5"));
-      nlohmann::json meta = {{"node", wf_.nodes[i].id}, {"plugin", wf_.nodes[i].plugin}, {"key", keys_[i]}};
-      write_text_atomic(tmp / "node.json", meta.dump(2));
-      std::error_code ec;
-      fs::remove_all(entry, ec);  // a stale entry from --no-cache
-      fs::rename(tmp, entry);
-    } catch (...) {
-      std::error_code ec;
-      fs::remove_all(tmp, ec);
-      throw;
+  // Adds the whole outputs to the node's temp directory (streamed ones are there already), then renames
+  // it into place as the cache entry.
+  void store_outputs(int i, const std::map<std::string, std::shared_ptr<const Artifact>>& outs, const fs::path& tmp,
+                     const fs::path& entry) {
+    for (auto& [port, a] : outs) store::write_artifact(*a, tmp / (port + ".h5"));
+    nlohmann::json meta = {{"node", wf_.nodes[i].id}, {"plugin", wf_.nodes[i].plugin}, {"key", keys_[i]}};
+    write_text_atomic(tmp / "node.json", meta.dump(2));
+    std::error_code ec;
+    fs::remove_all(entry, ec);  // a stale entry from --no-cache
+    fs::rename(tmp, entry);
+    std::lock_guard<std::mutex> lk(mem_mu_);
+    for (auto& out : wf_.nodes[i].type->decl->outputs) verified_.insert(entry / (out.name + ".h5"));  // written just now
+  }
+
+  // A producer's stored output, for reading by rows; its checksum is checked once per run (it reads the
+  // whole file, which reading by rows must not do on every block).
+  fs::path verified_file(int node, const std::string& port) {
+    const fs::path file = cache_dir_ / keys_[node] / (port + ".h5");
+    {
+      std::lock_guard<std::mutex> lk(mem_mu_);
+      if (verified_.count(file)) return file;
     }
+    try {
+      store::verify_artifact(file);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string(e.what()) + " (a cached output of node '" + wf_.nodes[node].id + "'; delete " +
+                               file.parent_path().string() + " or run with --no-cache)");
+    }
+    std::lock_guard<std::mutex> lk(mem_mu_);
+    verified_.insert(file);
+    return file;
   }
 
   void link_outputs(int i, const fs::path& entry) {
@@ -542,6 +671,7 @@ class Run {
   std::vector<NodeResult> results_;
   std::vector<int> consumers_left_;
   std::vector<char> cached_;
+  std::set<fs::path> verified_;  // cache files whose checksum was checked in this run
   fs::path run_dir_, cache_dir_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<ProgressBoard> board_;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -32,7 +33,7 @@ std::atomic<unsigned long> g_temp_counter{0};
 // Owns a POSIX file descriptor.
 class Fd {
  public:
-  Fd(const fs::path& p, int flags) : fd_(::open(p.c_str(), flags | O_CLOEXEC)) {
+  Fd(const fs::path& p, int flags, mode_t mode = 0644) : fd_(::open(p.c_str(), flags | O_CLOEXEC, mode)) {
     if (fd_ < 0) throw std::runtime_error("cannot open '" + p.string() + "': " + std::strerror(errno));
   }
   Fd(const Fd&) = delete;
@@ -49,20 +50,16 @@ void fsync_path(const fs::path& p) {
   if (::fsync(fd) != 0) throw std::runtime_error("cannot flush '" + p.string() + "' to disk: " + std::strerror(errno));
 }
 
-// Runs `fill` on a temp file next to `file`, flushes it and renames it onto `file`. `what` names the
-// kind of file in the error message.
-void replace_atomically(const fs::path& file, const char* what, const std::function<void(const fs::path&)>& fill) {
-  const fs::path temp = file.string() + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(g_temp_counter++);
-  try {
-    if (file.has_parent_path()) fs::create_directories(file.parent_path());
-    fill(temp);
-    fsync_path(temp);
-    fs::rename(temp, file);
-  } catch (const std::exception& e) {
-    std::error_code ignored;
-    fs::remove(temp, ignored);
-    throw std::runtime_error(std::string("cannot write ") + what + " '" + file.string() + "': " + e.what());
-  }
+// A fresh temp name next to `file` (same directory, so that the rename is atomic); creates the directory.
+fs::path temp_for(const fs::path& file) {
+  if (file.has_parent_path()) fs::create_directories(file.parent_path());
+  return file.string() + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(g_temp_counter++);
+}
+
+// Flushes a finished temp file and renames it onto `file`.
+void publish(const fs::path& temp, const fs::path& file) {
+  fsync_path(temp);
+  fs::rename(temp, file);
   // Makes the rename itself durable. Best effort: not every file system can sync a directory, and the
   // file is already complete under its final name.
   const fs::path parent = file.has_parent_path() ? file.parent_path() : fs::path(".");
@@ -70,6 +67,21 @@ void replace_atomically(const fs::path& file, const char* what, const std::funct
   if (dir >= 0) {
     ::fsync(dir);
     ::close(dir);
+  }
+}
+
+// Runs `fill` on a temp file next to `file`, then publishes it. `what` names the kind of file in the
+// error message.
+void replace_atomically(const fs::path& file, const char* what, const std::function<void(const fs::path&)>& fill) {
+  fs::path temp;
+  try {
+    temp = temp_for(file);
+    fill(temp);
+    publish(temp, file);
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    if (!temp.empty()) fs::remove(temp, ignored);
+    throw std::runtime_error(std::string("cannot write ") + what + " '" + file.string() + "': " + e.what());
   }
 }
 
@@ -378,18 +390,23 @@ Id untimed_plist(hid_t cls) {
   return p;
 }
 
+std::size_t element_bytes(DType t) { return t == DType::Float32 ? 4 : 8; }
+hid_t native_type(DType t) { return t == DType::Float32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE; }
+
+// Chunked storage with shuffle + deflate level 1: fast, and typically halves float data.
+void compress(hid_t dcpl, const std::vector<hsize_t>& chunk, const std::string& owner) {
+  check(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()), "cannot chunk " + owner);
+  check(H5Pset_shuffle(dcpl), "cannot compress " + owner);
+  check(H5Pset_deflate(dcpl, 1), "cannot compress " + owner);
+}
+
 // Creates dataset `link` in `loc` holding v's values and attributes.
 Id write_variable(hid_t loc, const std::string& link, const Variable& v) {
   const std::string owner = "variable '" + v.name() + "'";
   Id space = simple_space({v.shape().begin(), v.shape().end()});
   Id dcpl = untimed_plist(H5P_DATASET_CREATE);
-  const std::size_t element_bytes = v.dtype() == DType::Float32 ? 4 : 8;
-  if (v.dtype() != DType::String && v.size() * element_bytes > kChunkBytes) {
-    const auto chunk = chunk_shape(v.shape(), element_bytes);
-    check(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()), "cannot chunk " + owner);
-    check(H5Pset_shuffle(dcpl), "cannot compress " + owner);
-    check(H5Pset_deflate(dcpl, 1), "cannot compress " + owner);
-  }
+  if (v.dtype() != DType::String && v.size() * element_bytes(v.dtype()) > kChunkBytes)
+    compress(dcpl, chunk_shape(v.shape(), element_bytes(v.dtype())), owner);
   const std::string failed = "cannot write " + owner;
   if (v.dtype() == DType::String) {
     Id type = vlen_string_type();
@@ -400,7 +417,7 @@ Id write_variable(hid_t loc, const std::string& link, const Variable& v) {
     write_attrs(ds, v.attrs(), owner);
     return ds;
   }
-  const hid_t type = v.dtype() == DType::Float32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+  const hid_t type = native_type(v.dtype());
   Id ds(H5Dcreate2(loc, link.c_str(), type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), H5Dclose, failed);
   if (v.size() > 0) {
     const void* data = v.dtype() == DType::Float32 ? static_cast<const void*>(v.values<float>().data())
@@ -411,7 +428,13 @@ Id write_variable(hid_t loc, const std::string& link, const Variable& v) {
   return ds;
 }
 
-Variable read_variable(hid_t ds, const std::string& name, std::vector<std::string> dims) {
+// Rows [begin, begin + count) along a variable's first axis.
+struct RowRange {
+  std::size_t begin, count;
+};
+
+// Reads a variable whole, or only `rows` of it.
+Variable read_variable(hid_t ds, const std::string& name, std::vector<std::string> dims, const RowRange* rows = nullptr) {
   const std::string owner = "variable '" + name + "'";
   const std::string failed = "cannot read " + owner;
   Id space(H5Dget_space(ds), H5Sclose, failed);
@@ -419,6 +442,13 @@ Variable read_variable(hid_t ds, const std::string& name, std::vector<std::strin
   if (rank < 0) fail(failed);
   std::vector<hsize_t> extents(static_cast<std::size_t>(rank));
   if (rank > 0) check(H5Sget_simple_extent_dims(space, extents.data(), nullptr), failed);
+  if (rows) {
+    std::vector<hsize_t> start(extents.size(), 0);
+    start[0] = rows->begin;
+    extents[0] = rows->count;
+    check(H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, extents.data(), nullptr), failed);
+  }
+  Id memspace = simple_space(extents);
   std::vector<std::size_t> shape(extents.begin(), extents.end());
   std::size_t n = 1;
   for (auto e : shape) n *= e;
@@ -428,18 +458,18 @@ Variable read_variable(hid_t ds, const std::string& name, std::vector<std::strin
   const H5T_class_t cls = H5Tget_class(ftype);
   if (cls == H5T_FLOAT && H5Tget_size(ftype) == 4) {
     std::vector<float> values(n);
-    if (n > 0) check(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), failed);
+    if (n > 0) check(H5Dread(ds, H5T_NATIVE_FLOAT, memspace, space, H5P_DEFAULT, values.data()), failed);
     return Variable(name, std::move(dims), std::move(shape), std::move(values), std::move(attrs));
   }
   if (cls == H5T_FLOAT && H5Tget_size(ftype) == 8) {
     std::vector<double> values(n);
-    if (n > 0) check(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), failed);
+    if (n > 0) check(H5Dread(ds, H5T_NATIVE_DOUBLE, memspace, space, H5P_DEFAULT, values.data()), failed);
     return Variable(name, std::move(dims), std::move(shape), std::move(values), std::move(attrs));
   }
   if (cls == H5T_STRING && H5Tis_variable_str(ftype) > 0) {
     Id type = vlen_string_type();
-    VlenStrings buf(type, space, n);
-    if (n > 0) check(H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.ptrs.data()), failed);
+    VlenStrings buf(type, memspace, n);
+    if (n > 0) check(H5Dread(ds, type, memspace, space, H5P_DEFAULT, buf.ptrs.data()), failed);
     return Variable(name, std::move(dims), std::move(shape), buf.strings(), std::move(attrs));
   }
   throw std::runtime_error(owner + " has an unsupported HDF5 type (expected float32, float64 or variable-length string)");
@@ -448,18 +478,47 @@ Variable read_variable(hid_t ds, const std::string& name, std::vector<std::strin
 // ---------------------------------------------------------------------------------------------------
 // Datasets and tables: netCDF-4 style groups of variables over dimension scales
 
-bool is_coordinate(const Variable& v) { return v.dims().size() == 1 && v.dims()[0] == v.name(); }
+bool is_coordinate(const std::string& name, const std::vector<std::string>& dims) {
+  return dims.size() == 1 && dims[0] == name;
+}
+bool is_coordinate(const Variable& v) { return is_coordinate(v.name(), v.dims()); }
 
 // netCDF's rule: a variable that has a dimension's name without being its coordinate gets another
 // link name, so that the dimension scale can take the name.
-std::string link_name(const Dataset& ds, const Variable& v) {
-  return ds.has_dim(v.name()) && !is_coordinate(v) ? kNonCoordPrefix + v.name() : v.name();
+std::string link_name(const Dataset& ds, const std::string& name, const std::vector<std::string>& dims) {
+  return ds.has_dim(name) && !is_coordinate(name, dims) ? kNonCoordPrefix + name : name;
 }
 
 bool has_coordinate(const Dataset& ds, const std::string& dim) { return ds.has(dim) && is_coordinate(ds.var(dim)); }
 
-// Writes dimensions and variables of `ds` into the root group, with the variable order under `list_attr`.
-void write_variables(hid_t file, const Dataset& ds, const char* list_attr) {
+// A variable write_variables lays out: `whole` with its values, or `streamed` (created empty at full
+// extent and filled later by row-block writes).
+struct Entry {
+  const Variable* whole = nullptr;
+  const VariableSpec* streamed = nullptr;
+  const std::string& name() const { return whole ? whole->name() : streamed->name; }
+  const std::vector<std::string>& dims() const { return whole ? whole->dims() : streamed->dims; }
+};
+
+// The empty dataset of a streamed variable over `length` rows, chunked by `rows_per_chunk` whole rows.
+void create_streamed(hid_t loc, const std::string& link, const VariableSpec& v, std::size_t length,
+                     std::size_t rows_per_chunk) {
+  const std::string owner = "variable '" + v.name + "'";
+  std::vector<hsize_t> extents{length}, chunk{rows_per_chunk};
+  for (auto e : v.shape) extents.push_back(e), chunk.push_back(e);
+  Id space = simple_space(extents);
+  Id dcpl = untimed_plist(H5P_DATASET_CREATE);
+  // HDF5 cannot chunk an empty dataset (chunk extents must be within 1..extent).
+  if (std::find(extents.begin(), extents.end(), 0) == extents.end()) compress(dcpl, chunk, owner);
+  Id ds(H5Dcreate2(loc, link.c_str(), native_type(v.dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT), H5Dclose,
+        "cannot create " + owner);
+  write_attrs(ds, v.attrs, owner);
+}
+
+// Writes the dimensions and variables of `ds`, then `streamed` (over dimensions `ds` declares, first
+// `chunk_dim` of `length` rows), into the root group, with the variable order under `list_attr`.
+void write_variables(hid_t file, const Dataset& ds, const char* list_attr, const std::vector<VariableSpec>& streamed = {},
+                     std::size_t rows_per_chunk = 0) {
   for (const auto& d : ds.dim_names()) {
     check_name(d, "dimension");
     if (has_coordinate(ds, d)) continue;
@@ -473,11 +532,16 @@ void write_variables(hid_t file, const Dataset& ds, const char* list_attr) {
     check(H5DSset_scale(scale, label), "cannot make dimension '" + d + "' a dimension scale");
   }
 
+  std::vector<Entry> entries;
+  for (const auto& v : ds.variables()) entries.push_back({&v, nullptr});
+  for (const auto& v : streamed) entries.push_back({nullptr, &v});
   std::vector<std::string> names;
-  for (const auto& v : ds.variables()) {
-    check_name(v.name(), "variable");
-    write_variable(file, link_name(ds, v), v);
-    names.push_back(v.name());
+  for (const auto& e : entries) {
+    check_name(e.name(), "variable");
+    const std::string link = link_name(ds, e.name(), e.dims());
+    if (e.whole) write_variable(file, link, *e.whole);
+    else create_streamed(file, link, *e.streamed, ds.dim(e.dims()[0]), rows_per_chunk);
+    names.push_back(e.name());
   }
   for (const auto& v : ds.variables()) {
     if (!is_coordinate(v)) continue;
@@ -485,14 +549,14 @@ void write_variables(hid_t file, const Dataset& ds, const char* list_attr) {
     check(H5DSset_scale(var, v.name().c_str()), "cannot make variable '" + v.name() + "' a dimension scale");
   }
   // Scales cannot carry scales of their own: coordinate variables are skipped.
-  for (const auto& v : ds.variables()) {
-    if (is_coordinate(v)) continue;
-    Id var(H5Dopen2(file, link_name(ds, v).c_str(), H5P_DEFAULT), H5Dclose, "cannot reopen variable '" + v.name() + "'");
-    for (unsigned axis = 0; axis < v.dims().size(); ++axis) {
-      const std::string& d = v.dims()[axis];
+  for (const auto& e : entries) {
+    if (is_coordinate(e.name(), e.dims())) continue;
+    const std::string owner = "variable '" + e.name() + "'";
+    Id var(H5Dopen2(file, link_name(ds, e.name(), e.dims()).c_str(), H5P_DEFAULT), H5Dclose, "cannot reopen " + owner);
+    for (unsigned axis = 0; axis < e.dims().size(); ++axis) {
+      const std::string& d = e.dims()[axis];
       Id scale(H5Dopen2(file, d.c_str(), H5P_DEFAULT), H5Dclose, "cannot open dimension '" + d + "'");
-      check(H5DSattach_scale(var, scale, axis),
-            "cannot attach dimension '" + d + "' to variable '" + v.name() + "'");
+      check(H5DSattach_scale(var, scale, axis), "cannot attach dimension '" + d + "' to " + owner);
     }
   }
   write_attr(file, "couplet_dims", join(ds.dim_names()));
@@ -524,20 +588,35 @@ std::string attached_dim(hid_t var, unsigned axis, const std::string& owner) {
   return path.substr(path.rfind('/') + 1);
 }
 
-// Reads the dimensions and the variables listed under `list_attr` from the root group into `out`.
-void read_variables(hid_t file, const char* list_attr, Dataset& out) {
+// The length of dimension `d`, from its dimension scale.
+hsize_t dimension_size(hid_t file, const std::string& d) {
+  const std::string owner = "dimension '" + d + "'";
+  Id scale(H5Dopen2(file, d.c_str(), H5P_DEFAULT), H5Dclose, "cannot open " + owner);
+  Id space(H5Dget_space(scale), H5Sclose, "cannot read " + owner);
+  hsize_t size = 0;
+  if (H5DSis_scale(scale) <= 0 || H5Sget_simple_extent_ndims(space) != 1 ||
+      H5Sget_simple_extent_dims(space, &size, nullptr) < 0)
+    throw std::runtime_error(owner + " is not a 1-D dimension scale");
+  return size;
+}
+
+// Reads the dimensions and the variables listed under `list_attr` from the root group into `out`;
+// with `rows`, only those rows of dimension `chunk_dim` (which variables may use as their first only).
+void read_variables(hid_t file, const char* list_attr, Dataset& out, const std::string& chunk_dim = "",
+                    const RowRange* rows = nullptr) {
   for (const auto& d : split(read_attr(file, "couplet_dims", "the root group"))) {
     const std::string owner = "dimension '" + d + "'";
     if (H5Lexists(file, d.c_str(), H5P_DEFAULT) <= 0)
       throw std::runtime_error(owner + " is listed in couplet_dims but has no dimension scale");
-    Id scale(H5Dopen2(file, d.c_str(), H5P_DEFAULT), H5Dclose, "cannot open " + owner);
-    Id space(H5Dget_space(scale), H5Sclose, "cannot read " + owner);
-    hsize_t size = 0;
-    if (H5DSis_scale(scale) <= 0 || H5Sget_simple_extent_ndims(space) != 1 ||
-        H5Sget_simple_extent_dims(space, &size, nullptr) < 0)
-      throw std::runtime_error(owner + " is not a 1-D dimension scale");
+    hsize_t size = dimension_size(file, d);
+    if (rows && d == chunk_dim) {
+      if (rows->begin > size || rows->count > size - rows->begin)
+        throw std::runtime_error("the rows are outside " + owner + " of length " + std::to_string(size));
+      size = rows->count;
+    }
     out.add_dim(d, size);
   }
+  if (rows && !out.has_dim(chunk_dim)) throw std::runtime_error("chunk dimension '" + chunk_dim + "' is missing");
   for (const auto& name : split(read_attr(file, list_attr, "the root group"))) {
     const std::string owner = "variable '" + name + "'";
     const std::string renamed = kNonCoordPrefix + name;
@@ -556,7 +635,10 @@ void read_variables(hid_t file, const char* list_attr, Dataset& out) {
     }
     for (const auto& d : dims)
       if (!out.has_dim(d)) throw std::runtime_error(owner + " uses dimension '" + d + "', which couplet_dims lacks");
-    out.add(read_variable(var, name, std::move(dims)));
+    const bool sliced = rows && !dims.empty() && dims[0] == chunk_dim;
+    if (rows && !sliced && std::find(dims.begin(), dims.end(), chunk_dim) != dims.end())
+      throw std::runtime_error(owner + " uses chunk dimension '" + chunk_dim + "' other than as its first");
+    out.add(read_variable(var, name, std::move(dims), sliced ? rows : nullptr));
   }
 }
 
@@ -631,13 +713,29 @@ std::shared_ptr<Model> read_model(hid_t file) {
   return m;
 }
 
-void write_hdf5(const Artifact& a, const fs::path& file) {
-  Hdf5Session session;
+// A new HDF5 file with room for the seal (call with an Hdf5Session held).
+Id create_hdf5(const fs::path& file) {
   Id fcpl = untimed_plist(H5P_FILE_CREATE);
   check(H5Pset_userblock(fcpl, kUserBlock), "cannot reserve the user block");
   // Creation order is tracked so that h5py and xarray list variables in the order they were written.
   check(H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), "cannot track link order");
-  Id f(H5Fcreate(file.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), H5Fclose, "cannot create HDF5 file '" + file.string() + "'");
+  return Id(H5Fcreate(file.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), H5Fclose, "cannot create HDF5 file '" + file.string() + "'");
+}
+
+// Opens an artifact file read-only and reads its kind (call with an Hdf5Session held).
+Id open_artifact(const fs::path& file, std::string& kind) {
+  if (H5Fis_hdf5(file.c_str()) <= 0) throw std::runtime_error("not an HDF5 file (expected a couplet artifact)");
+  Id f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "cannot open the HDF5 file");
+  if (!has_attr(f, "couplet_artifact"))
+    throw std::runtime_error(
+        "no root attribute 'couplet_artifact' (expected \"dataset\", \"table\" or \"model\"; not written by couplet?)");
+  kind = read_attr(f, "couplet_artifact", "the root group");
+  return f;
+}
+
+void write_hdf5(const Artifact& a, const fs::path& file) {
+  Hdf5Session session;
+  Id f = create_hdf5(file);
   switch (a.kind()) {
     case ArtifactKind::Dataset:
       write_attr(f, "couplet_artifact", "dataset");
@@ -704,12 +802,8 @@ std::shared_ptr<const Artifact> read_artifact(const fs::path& file) {
     if (!fs::exists(file)) throw std::runtime_error("no such file");
     verify_seal(file);
     Hdf5Session session;
-    if (H5Fis_hdf5(file.c_str()) <= 0) throw std::runtime_error("not an HDF5 file (expected a couplet artifact)");
-    Id f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, "cannot open the HDF5 file");
-    if (!has_attr(f, "couplet_artifact"))
-      throw std::runtime_error(
-          "no root attribute 'couplet_artifact' (expected \"dataset\", \"table\" or \"model\"; not written by couplet?)");
-    const std::string kind = read_attr(f, "couplet_artifact", "the root group");
+    std::string kind;
+    Id f = open_artifact(file, kind);
     if (kind == "dataset") {
       auto ds = std::make_shared<Dataset>();
       read_variables(f, "couplet_variables", *ds);
@@ -727,6 +821,351 @@ std::shared_ptr<const Artifact> read_artifact(const fs::path& file) {
     throw std::runtime_error("root attribute couplet_artifact is '" + kind + "', expected \"dataset\", \"table\" or \"model\"");
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot read artifact '" + file.string() + "': " + e.what());
+  }
+}
+
+void verify_artifact(const fs::path& file) {
+  try {
+    if (!fs::exists(file)) throw std::runtime_error("no such file");
+    verify_seal(file);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot read artifact '" + file.string() + "': " + e.what());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Streamed Datasets
+
+namespace {
+
+std::string row_range(std::size_t begin, std::size_t end) {
+  return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
+}
+
+// Checks a layout; returns its header with every dimension declared (what write_variables lays out).
+Dataset layout_schema(const ChunkedLayout& l) {
+  check_name(l.dim, "chunk dimension");
+  if (l.variables.empty()) throw std::runtime_error("the layout declares no streamed variable");
+  Dataset schema = l.header;
+  schema.add_dim(l.dim, l.length);  // throws when the header's coordinate has another length
+  for (const auto& v : l.header.variables()) {
+    const int axis = v.axis(l.dim);
+    if (axis > 0)
+      throw std::runtime_error("header variable '" + v.name() + "' uses chunk dimension '" + l.dim +
+                               "' other than as its first");
+  }
+  std::set<std::string> seen;
+  for (const auto& v : l.variables) {
+    const std::string owner = "streamed variable '" + v.name + "'";
+    check_name(v.name, "variable");
+    if (l.header.has(v.name) || !seen.insert(v.name).second)
+      throw std::runtime_error(owner + " is declared twice (or also in the header)");
+    if (v.dims.empty() || v.dims[0] != l.dim)
+      throw std::runtime_error(owner + " must have the chunk dimension '" + l.dim + "' first");
+    if (v.dims.size() != v.shape.size() + 1)
+      throw std::runtime_error(owner + " has " + std::to_string(v.dims.size()) + " dims but " +
+                               std::to_string(v.shape.size()) + " extents (shape holds those after the first)");
+    if (is_coordinate(v.name, v.dims)) throw std::runtime_error(owner + " is a coordinate: it belongs in the header");
+    if (v.dtype == DType::String) throw std::runtime_error(owner + " holds strings: only float32 and float64 stream");
+    for (std::size_t i = 1; i < v.dims.size(); ++i) {
+      if (v.dims[i] == l.dim) throw std::runtime_error(owner + " uses the chunk dimension twice");
+      check_name(v.dims[i], "dimension");
+      try {
+        schema.add_dim(v.dims[i], v.shape[i - 1]);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(owner + ": " + e.what());
+      }
+    }
+  }
+  return schema;
+}
+
+const void* raw_values(const Variable& v) {
+  return v.dtype() == DType::Float32 ? static_cast<const void*>(v.values<float>().data())
+                                     : static_cast<const void*>(v.values<double>().data());
+}
+
+}  // namespace
+
+// Rows reach HDF5 in "groups" of rows_per_chunk rows (one chunk of every variable), always in order, so
+// that the file's bytes do not depend on the order of the blocks. Rows that cannot go yet (a gap before
+// them, or an incomplete group) wait in the side file, at their final position per variable.
+struct ChunkedDatasetFile::Impl {
+  fs::path file, temp, side;
+  std::string dim;
+  std::size_t length = 0, rows_per_chunk = 1;
+  std::vector<VariableSpec> vars;
+  std::vector<std::string> links;             // HDF5 link name of each variable
+  std::vector<std::size_t> row_bytes;         // bytes of one row of each variable
+  std::vector<std::uint64_t> side_offset;     // start of each variable's region in the side file
+  std::unique_ptr<Id> h5;                     // the temp file, open until close()
+  std::unique_ptr<Fd> side_fd;                // created when the first row has to wait
+  std::map<std::size_t, std::size_t> received;  // written blocks [begin, end), merged
+  std::size_t committed = 0;                  // rows [0, committed) are in HDF5
+  bool closed = false, broken = false;
+  std::mutex mu;
+
+  std::size_t group_end() const { return std::min(committed + rows_per_chunk, length); }
+
+  // Checks a block of n rows against the layout and the rows written so far.
+  void check_block(std::size_t begin, std::size_t n, const Dataset& rows) const {
+    for (std::size_t i = 0; i < vars.size(); ++i) {
+      const VariableSpec& spec = vars[i];
+      if (!rows.has(spec.name)) throw std::runtime_error("the block lacks streamed variable '" + spec.name + "'");
+      const Variable& v = rows.var(spec.name);
+      const std::string owner = "variable '" + spec.name + "'";
+      if (v.dims() != spec.dims) throw std::runtime_error(owner + " has dimensions (" + join(v.dims()) + "), declared (" + join(spec.dims) + ")");
+      if (v.dtype() != spec.dtype)
+        throw std::runtime_error(owner + " is " + to_string(v.dtype()) + ", declared " + to_string(spec.dtype));
+      if (!std::equal(spec.shape.begin(), spec.shape.end(), v.shape().begin() + 1))
+        throw std::runtime_error(owner + " has other extents than declared after the chunk dimension");
+      if (v.shape()[0] != n)
+        throw std::runtime_error(owner + " has " + std::to_string(v.shape()[0]) + " rows, '" + vars[0].name + "' " + std::to_string(n));
+    }
+    for (const auto& v : rows.variables())
+      if (std::none_of(vars.begin(), vars.end(), [&](const VariableSpec& s) { return s.name == v.name(); }))
+        throw std::runtime_error("'" + v.name() + "' is not a streamed variable of this file");
+    if (begin > length || n > length - begin)
+      throw std::runtime_error("beyond dimension '" + dim + "' of length " + std::to_string(length));
+    auto next = received.lower_bound(begin + n);
+    if (next != received.begin() && std::prev(next)->second > begin)
+      throw std::runtime_error("rows " + row_range(std::max(begin, std::prev(next)->first), std::min(begin + n, std::prev(next)->second)) +
+                               " were already written");
+  }
+
+  void mark_received(std::size_t begin, std::size_t end) {
+    auto it = received.emplace(begin, end).first;
+    if (it != received.begin() && std::prev(it)->second == begin) {
+      std::prev(it)->second = end;
+      it = received.erase(it), --it;
+    }
+    auto next = std::next(it);
+    if (next != received.end() && next->first == it->second) it->second = next->second, received.erase(next);
+  }
+
+  // Writes rows [committed, group_end()) of every variable; data(i) points at row `committed` of variable i.
+  template <class Data> void put_group(const Data& data) {
+    const std::size_t end = group_end();
+    Hdf5Session session;
+    for (std::size_t i = 0; i < vars.size(); ++i) {
+      if (row_bytes[i] == 0) continue;
+      const std::string failed = "cannot write variable '" + vars[i].name + "'";
+      Id ds(H5Dopen2(*h5, links[i].c_str(), H5P_DEFAULT), H5Dclose, failed);
+      Id space(H5Dget_space(ds), H5Sclose, failed);
+      std::vector<hsize_t> start(vars[i].dims.size(), 0), count{end - committed};
+      count.insert(count.end(), vars[i].shape.begin(), vars[i].shape.end());
+      start[0] = committed;
+      check(H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), failed);
+      Id memspace = simple_space(count);
+      check(H5Dwrite(ds, native_type(vars[i].dtype), memspace, space, H5P_DEFAULT, data(i)), failed);
+    }
+    committed = end;
+  }
+
+  // Puts rows [from, to) of the block starting at `begin` into the side file.
+  void wait(const Dataset& rows, std::size_t begin, std::size_t from, std::size_t to) {
+    if (!side_fd) side_fd = std::make_unique<Fd>(side, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    for (std::size_t i = 0; i < vars.size(); ++i) {
+      const char* p = static_cast<const char*>(raw_values(rows.var(vars[i].name))) + (from - begin) * row_bytes[i];
+      std::size_t left = (to - from) * row_bytes[i];
+      off_t at = static_cast<off_t>(side_offset[i] + from * row_bytes[i]);
+      while (left > 0) {
+        const ssize_t w = ::pwrite(*side_fd, p, left, at);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) throw std::runtime_error("cannot write '" + side.string() + "': " + std::strerror(errno));
+        p += w, at += w, left -= static_cast<std::size_t>(w);
+      }
+    }
+  }
+
+  // Moves every complete group at the front of the side file into HDF5.
+  void put_waiting() {
+    auto it = received.upper_bound(committed);
+    if (it == received.begin()) return;
+    const std::size_t ready = std::prev(it)->second;  // rows [committed, ready) are all in the side file
+    std::vector<std::vector<char>> buf(vars.size());
+    while (committed < length && group_end() <= ready) {
+      for (std::size_t i = 0; i < vars.size(); ++i) {
+        buf[i].resize((group_end() - committed) * row_bytes[i]);
+        std::size_t got = 0;
+        while (got < buf[i].size()) {
+          const ssize_t r = ::pread(*side_fd, buf[i].data() + got, buf[i].size() - got,
+                                    static_cast<off_t>(side_offset[i] + committed * row_bytes[i] + got));
+          if (r < 0 && errno == EINTR) continue;
+          if (r <= 0) throw std::runtime_error("cannot read '" + side.string() + "': " + (r < 0 ? std::strerror(errno) : "truncated"));
+          got += static_cast<std::size_t>(r);
+        }
+      }
+      const std::size_t first = committed;
+      put_group([&](std::size_t i) { return static_cast<const void*>(buf[i].data()); });
+      // Gives the disk space back (best effort): a writer going last to first would otherwise need the
+      // whole uncompressed output in the side file.
+      for (std::size_t i = 0; i < vars.size(); ++i)
+        ::fallocate(*side_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                    static_cast<off_t>(side_offset[i] + first * row_bytes[i]),
+                    static_cast<off_t>((committed - first) * row_bytes[i]));
+    }
+  }
+
+  std::string missing() const {
+    std::vector<std::string> gaps;
+    std::size_t at = 0;
+    for (auto [b, e] : received) {
+      if (b > at) gaps.push_back(row_range(at, b));
+      at = e;
+    }
+    if (at < length) gaps.push_back(row_range(at, length));
+    if (gaps.empty()) return "";
+    std::string s = "rows " + gaps[0];
+    for (std::size_t i = 1; i < std::min<std::size_t>(gaps.size(), 4); ++i) s += ", " + gaps[i];
+    if (gaps.size() > 4) s += " and " + std::to_string(gaps.size() - 4) + " more ranges";
+    return s + " of dimension '" + dim + "' (length " + std::to_string(length) + ") were never written";
+  }
+
+  // Drops the temp files (an unfinished or failed write). Never throws.
+  void discard() noexcept {
+    try {
+      Hdf5Session session;
+      h5.reset();
+    } catch (...) {
+    }
+    side_fd.reset();
+    std::error_code ignored;
+    if (!temp.empty()) fs::remove(temp, ignored);
+    if (!side.empty()) fs::remove(side, ignored);
+  }
+};
+
+ChunkedDatasetFile::ChunkedDatasetFile(const fs::path& file, const ChunkedLayout& layout) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.file = file;
+  m.dim = layout.dim;
+  m.length = layout.length;
+  m.vars = layout.variables;
+  try {
+    const Dataset schema = layout_schema(layout);
+    std::size_t widest = 0;
+    std::uint64_t offset = 0;
+    for (const auto& v : m.vars) {
+      std::size_t bytes = element_bytes(v.dtype);
+      for (auto e : v.shape) bytes *= e;
+      m.row_bytes.push_back(bytes);
+      m.side_offset.push_back(offset);
+      offset += static_cast<std::uint64_t>(bytes) * m.length;
+      m.links.push_back(link_name(schema, v.name, v.dims));
+      widest = std::max(widest, bytes);
+    }
+    // Whole rows, about kChunkBytes for the widest variable, never more rows than there are.
+    m.rows_per_chunk = std::clamp<std::size_t>(widest ? kChunkBytes / widest : m.length, 1, std::max<std::size_t>(m.length, 1));
+    m.temp = temp_for(file);
+    m.side = m.temp.string() + ".rows";
+    Hdf5Session session;
+    m.h5 = std::make_unique<Id>(create_hdf5(m.temp));
+    write_attr(*m.h5, "couplet_artifact", "dataset");
+    write_attr(*m.h5, "couplet_chunk_dim", m.dim);
+    write_variables(*m.h5, schema, "couplet_variables", m.vars, m.rows_per_chunk);
+    write_attrs(*m.h5, layout.header.attrs, "the artifact");
+  } catch (const std::exception& e) {
+    m.discard();
+    throw std::runtime_error("cannot write artifact '" + file.string() + "': " + e.what());
+  }
+}
+
+ChunkedDatasetFile::~ChunkedDatasetFile() {
+  if (!impl_->closed) impl_->discard();
+}
+
+void ChunkedDatasetFile::write_rows(std::size_t begin, const Dataset& rows) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  // The block's length is that of its first streamed variable (check_block checks the others).
+  const std::size_t n = rows.has(m.vars[0].name) && !rows.var(m.vars[0].name).shape().empty()
+                            ? rows.var(m.vars[0].name).shape()[0] : 0;
+  try {
+    if (m.closed) throw std::runtime_error("the file is already closed");
+    if (m.broken) throw std::runtime_error("an earlier write failed");
+    m.check_block(begin, n, rows);
+    if (n == 0) return;
+    const std::size_t end = begin + n;
+    try {
+      m.mark_received(begin, end);
+      if (begin == m.committed)  // the usual in-order case: whole groups go straight from the block
+        while (m.committed < m.length && m.group_end() <= end) {
+          const std::size_t skip = m.committed - begin;
+          m.put_group([&](std::size_t i) {
+            return static_cast<const void*>(static_cast<const char*>(raw_values(rows.var(m.vars[i].name))) + skip * m.row_bytes[i]);
+          });
+        }
+      if (m.committed < end) m.wait(rows, begin, std::max(begin, m.committed), end);
+      m.put_waiting();
+    } catch (...) {
+      m.broken = true;  // HDF5 or the side file may now hold part of the block
+      throw;
+    }
+  } catch (const std::exception& e) {
+    const std::string rows_text = n ? "rows " + row_range(begin, begin + n) : "a block at row " + std::to_string(begin);
+    throw std::runtime_error("cannot write " + rows_text + " of '" + m.file.string() + "': " + e.what());
+  }
+}
+
+void ChunkedDatasetFile::close() {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  try {
+    if (m.closed) throw std::runtime_error("the file is already closed");
+    if (m.broken) throw std::runtime_error("an earlier write failed");
+    const std::string missing = m.missing();
+    if (!missing.empty()) throw std::runtime_error(missing);
+    {
+      Hdf5Session session;
+      check(H5Fflush(*m.h5, H5F_SCOPE_LOCAL), "cannot flush '" + m.temp.string() + "'");
+      m.h5->close("cannot close '" + m.temp.string() + "'");
+      m.h5.reset();
+    }
+    m.side_fd.reset();
+    std::error_code ignored;
+    fs::remove(m.side, ignored);
+    seal(m.temp);
+    publish(m.temp, m.file);
+    m.closed = true;
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot write artifact '" + m.file.string() + "': " + e.what());
+  }
+}
+
+Chunking chunking(const fs::path& file) {
+  try {
+    if (!fs::exists(file)) throw std::runtime_error("no such file");
+    Hdf5Session session;
+    std::string kind;
+    Id f = open_artifact(file, kind);
+    Chunking c;
+    if (kind != "dataset" || !has_attr(f, "couplet_chunk_dim")) return c;
+    c.dim = read_attr(f, "couplet_chunk_dim", "the root group");
+    c.length = dimension_size(f, c.dim);
+    return c;
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot read artifact '" + file.string() + "': " + e.what());
+  }
+}
+
+std::shared_ptr<const Dataset> read_rows(const fs::path& file, std::size_t begin, std::size_t count) {
+  try {
+    if (!fs::exists(file)) throw std::runtime_error("no such file");
+    Hdf5Session session;
+    std::string kind;
+    Id f = open_artifact(file, kind);
+    if (kind != "dataset" || !has_attr(f, "couplet_chunk_dim"))
+      throw std::runtime_error("not a streamed Dataset (it was written whole: read it with read_artifact)");
+    const std::string dim = read_attr(f, "couplet_chunk_dim", "the root group");
+    auto ds = std::make_shared<Dataset>();
+    const RowRange rows{begin, count};
+    read_variables(f, "couplet_variables", *ds, dim, &rows);
+    ds->attrs = read_attrs(f, "the root group");
+    return ds;
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot read rows " + row_range(begin, begin + count) + " of artifact '" + file.string() +
+                             "': " + e.what());
   }
 }
 

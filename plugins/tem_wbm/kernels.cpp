@@ -77,6 +77,13 @@ Soil derive_soil(const Statics& st, const Params& p, const Options& o) {
     s.k_if[i] = (s.dz[i] + s.dz[i + 1]) / (s.dz[i] / s.k_sat[i] + s.dz[i + 1] / s.k_sat[i + 1]);
     s.b_if[i] = (s.b[i] + s.b[i + 1]) / 2;
     s.theta_sat_if[i] = s.theta_sat[i] + s.theta_sat[i + 1];
+    s.k_exp_if[i] = 2 * s.b_if[i] + 3;
+    s.inv_d[i] = 1 / s.d[i];
+    s.inv_theta_sat_if[i] = 1 / s.theta_sat_if[i];
+  }
+  for (int i = 0; i < kN; ++i) {
+    s.k_exp[i] = 2 * s.b[i] + 3;
+    s.inv_theta_sat[i] = 1 / s.theta_sat[i];
   }
   // §14.1 wetland bounds (uniform Cosby θ_sat)
   s.w_theta_sat = c.theta_sat;

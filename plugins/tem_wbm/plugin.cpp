@@ -234,10 +234,17 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       .output("fluxes", ArtifactKind::Dataset,
               "(site, time) float64: IF, EV, ES, DR, RO, EI, ET_total, rain, snowfall, melt, SSM, SWE, W_soil, "
               "z_wt, beta_T, G_s, mb_residual, n_substeps, n_rejected, n_projections, flags")
-      .output("layers", ArtifactKind::Dataset, "(site, time, layer): theta [m3 m-3]");
+      .output("layers", ArtifactKind::Dataset,
+              "(site, time, layer): theta [m3 m-3] (only the layer coordinates when layer_output = false)")
+      .param(param_strings("outputs", std::vector<std::string>{},
+                           "fluxes variables to produce; empty: all (a large run may want only SSM)")
+                 .one_of(tw::flux_names()))
+      .param(param_bool("layer_output", true, "produce theta per layer in `layers`"));
   declare_model_params(node);
   node.run([](Context& ctx) {
     tw::SimulateConfig cfg = config_from(ctx);
+    cfg.outputs = ctx.param<std::vector<std::string>>("outputs");
+    cfg.layer_output = ctx.param<bool>("layer_output");
 
     std::unique_ptr<SurrogateEt> et;
     std::unique_ptr<SurrogateDrainage> drainage;

@@ -3,55 +3,96 @@
 // the mass-conserving projection. Fixed-size arrays only: no heap allocation.
 #include "tem_wbm/kernels.hpp"
 
+#include <Eigen/Core>
+
+#include <cstring>
+
 namespace couplet::tem_wbm {
 
 namespace {
 
-/// The tridiagonal system of §13.5 for one sub-step and its solution x = Δθ.
+/// Fluxes q^n and their derivatives A (w.r.t. θ above), B (w.r.t. θ below) of §13.3–13.4 at one θ: everything
+/// a sub-step needs except Δt, so a rejected sub-step retried from the same θ reuses it.
+/// Index k = 0..N−1 is interface k+½ below layer k; the top interface ½ has q = A = B = 0.
+struct Linearisation {
+  Layers q{}, A{}, B{};
+};
+
+/// The solution x = Δθ of the tridiagonal system of §13.5 for one sub-step.
 struct Step {
   Layers x{};
   double DR_sub = 0;  ///< Δt·(q^n_{N+½} + A_{N+½}·x_N) [mm]
   bool ok = true;     ///< false: a zero/non-finite pivot or a non-finite result
 };
 
-Step implicit_step(const Layers& th, double dt, const Soil& s, const Options& o, const BottomFlux* bottom) {
-  // §5: ψ_i and ψ'_i = dψ/dθ at θ_i
-  Layers psi, dpsi;
-  for (int i = 0; i < kN; ++i)
-    psi_of_theta(th[i], s.theta_sat[i], s.psi_sat[i], s.b[i], o.s_min, o.psi_min, psi[i], dpsi[i]);
-
-  // §13.3–13.4: interface fluxes q_{i+½} and derivatives A (w.r.t. θ above), B (w.r.t. θ below).
-  // Index k = 0..N−1 is interface k+½ below layer k; the top interface ½ has q = A = B = 0.
-  Layers q, A, B;
-  for (int k = 0; k + 1 < kN; ++k) {
-    const double sbar = clamp((th[k] + th[k + 1]) / s.theta_sat_if[k], 0.0, 1.0);
-    const double ex = 2 * s.b_if[k] + 3;
-    const double K = s.k_if[k] * std::pow(sbar, ex);
-    const double dK = sbar > 0 && sbar < 1 ? ex * K / (sbar * s.theta_sat_if[k]) : 0.0;
-    const double g = 1.0 - (psi[k + 1] - psi[k]) / s.d[k];
-    q[k] = K * g;
-    A[k] = dK * g + K * dpsi[k] / s.d[k];
-    B[k] = dK * g - K * dpsi[k + 1] / s.d[k];
-  }
+// All power laws of one linearisation as exp(e·ln s), evaluated together with Eigen's vectorised log/exp
+// (accurate to ~1 ulp, like libm, so results differ from std::pow by round-off only): one ln ŝ per layer,
+// shared by ψ_i and the bottom K_N (§5), one ln s̄ per interface (§13.3), 11 logs and 12 exps in all.
+void linearise(const Layers& th, const Soil& s, const Options& o, const BottomFlux* bottom, Linearisation& L) {
   constexpr int N = kN - 1;  // bottom layer
-  if (bottom) {
-    bottom->flux(th[N], s, o, q[N], A[N]);
-  } else {
-    const double sN = th[N] / s.theta_sat[N];
-    const double ex = 2 * s.b[N] + 3;
-    const double KN = s.k_sat[N] * std::pow(clamp(sN, 0.0, 1.0), ex);
-    const double dKN = sN > 0 && sN < 1 ? ex * KN / th[N] : 0.0;
-    q[N] = o.f_drain * KN;
-    A[N] = o.f_drain * dKN;
-  }
-  B[N] = 0;
+  using Pack = Eigen::Array<double, 2 * kN, 1>;  // layers 0..N, interfaces kN..2N−1, one spare slot
+  Pack base, ex;
+  for (int i = 0; i < kN; ++i) base[i] = clamp(th[i] * s.inv_theta_sat[i], o.s_min, 1.0);  // ŝ_i
+  for (int k = 0; k < N; ++k) base[kN + k] = clamp((th[k] + th[k + 1]) * s.inv_theta_sat_if[k], 0.0, 1.0);  // s̄
+  base[2 * kN - 1] = 1.0;
+  const Pack lg = base.log();
+  const double sN = th[N] * s.inv_theta_sat[N];
+  const double scN = clamp(sN, 0.0, 1.0);  // K uses clamp(s,0,1), ψ the s_min-clamped ŝ
+  for (int i = 0; i < kN; ++i) ex[i] = -s.b[i] * lg[i];
+  for (int k = 0; k < N; ++k) ex[kN + k] = s.k_exp_if[k] * lg[kN + k];
+  ex[2 * kN - 1] = s.k_exp[N] * (scN == base[N] ? lg[N] : std::log(scN));
+  // reciprocals for ψ' and ∂K/∂θ, computed while the exps are in flight (independent of them)
+  Pack den;
+  for (int i = 0; i < kN; ++i) den[i] = base[i] * s.theta_sat[i];
+  for (int k = 0; k < N; ++k) den[kN + k] = base[kN + k] * s.theta_sat_if[k];
+  den[2 * kN - 1] = 1.0;
+  const Pack inv = den.inverse();
+  const Pack pw = ex.exp();
 
-  // §13.5: a_i x_{i−1} + b_i x_i + c_i x_{i+1} = r_i, Thomas algorithm without pivoting.
+  // §5: ψ_i = ψ_sat·ŝ^(−b) and ψ'_i = dψ/dθ at θ_i
+  Layers psi, dpsi;
+  for (int i = 0; i < kN; ++i) {
+    psi[i] = s.psi_sat[i] * pw[i];
+    if (psi[i] > o.psi_min) {
+      dpsi[i] = -s.b[i] * psi[i] * inv[i];
+    } else {
+      psi[i] = o.psi_min;
+      dpsi[i] = 0;
+    }
+  }
+  // §13.3–13.4: interface fluxes and derivatives
+  for (int k = 0; k < N; ++k) {
+    const double sbar = base[kN + k];
+    const double K = sbar > 0 ? s.k_if[k] * pw[kN + k] : 0.0;
+    const double dK = sbar > 0 && sbar < 1 ? s.k_exp_if[k] * K * inv[kN + k] : 0.0;
+    const double g = 1.0 - (psi[k + 1] - psi[k]) * s.inv_d[k];
+    L.q[k] = K * g;
+    L.A[k] = dK * g + K * dpsi[k] * s.inv_d[k];
+    L.B[k] = dK * g - K * dpsi[k + 1] * s.inv_d[k];
+  }
+  if (bottom) {
+    bottom->flux(th[N], s, o, L.q[N], L.A[N]);
+  } else {
+    const double KN = scN > 0 ? s.k_sat[N] * pw[2 * kN - 1] : 0.0;
+    const double dKN = sN > 0 && sN < 1 ? s.k_exp[N] * KN / th[N] : 0.0;
+    L.q[N] = o.f_drain * KN;
+    L.A[N] = o.f_drain * dKN;
+  }
+  L.B[N] = 0;
+}
+
+/// §13.5: a_i x_{i−1} + b_i x_i + c_i x_{i+1} = r_i, Thomas algorithm without pivoting.
+Step solve(const Linearisation& L, double dt, const Soil& s) {
+  constexpr int N = kN - 1;
+  const Layers& q = L.q;
+  const Layers& A = L.A;
+  const Layers& B = L.B;
   Step st;
   Layers cp, rp;
+  const double inv_dt = 1 / dt;
   for (int i = 0; i < kN; ++i) {
     const double a = i > 0 ? -A[i - 1] : 0.0;
-    const double b = s.dz[i] / dt - (i > 0 ? B[i - 1] : 0.0) + A[i];
+    const double b = s.dz[i] * inv_dt - (i > 0 ? B[i - 1] : 0.0) + A[i];
     const double c = i < N ? B[i] : 0.0;
     const double r = (i > 0 ? q[i - 1] : 0.0) - q[i];
     const double den = i > 0 ? b - a * cp[i - 1] : b;
@@ -59,8 +100,9 @@ Step implicit_step(const Layers& th, double dt, const Soil& s, const Options& o,
       st.ok = false;
       return st;
     }
-    cp[i] = c / den;
-    rp[i] = i > 0 ? (r - a * rp[i - 1]) / den : r / den;
+    const double inv = 1 / den;  // one division per row on the Thomas recurrence's critical path
+    cp[i] = c * inv;
+    rp[i] = (i > 0 ? r - a * rp[i - 1] : r) * inv;
   }
   st.x[N] = rp[N];
   for (int i = N - 1; i >= 0; --i) st.x[i] = rp[i] - cp[i] * st.x[i + 1];
@@ -110,6 +152,11 @@ RichardsDay richards_day(Layers& th, double W_in, const Soil& s, const Options& 
   double dt = std::min(o.dt0, o.dt_max);
   int attempts = 0;
   Layers before;
+  // The linearisation depends on θ only: a retry that starts from the same θ (no infiltration added, the
+  // usual case on rejection) reuses it and only rebuilds the Δt-dependent diagonal (§13.5).
+  Linearisation lin;
+  Layers lin_theta{};
+  bool have_lin = false;
   while (t < kDaySeconds) {
     const double left_time = kDaySeconds - t;
     const bool last = dt >= left_time;
@@ -137,7 +184,12 @@ RichardsDay richards_day(Layers& th, double W_in, const Soil& s, const Options& 
     }
 
     // 2. redistribution
-    const Step st = implicit_step(th, dt, s, o, bottom);
+    if (!have_lin || std::memcmp(lin_theta.data(), th.data(), sizeof th) != 0) {
+      linearise(th, s, o, bottom, lin);
+      lin_theta = th;
+      have_lin = true;
+    }
+    const Step st = solve(lin, dt, s);
 
     // 3. accept / reject (§13.6)
     double max_dx = 0;

@@ -91,12 +91,27 @@ const OutVar kFluxVars[] = {
 };
 constexpr std::size_t kNFlux = sizeof(kFluxVars) / sizeof(kFluxVars[0]);
 
+}  // namespace
+
+const std::vector<std::string>& flux_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const auto& f : kFluxVars) v.push_back(f.name);
+    return v;
+  }();
+  return names;
+}
+
+namespace {
+
+
 void write_day(const DayOut& d, double* const* out, std::size_t k, bool aborted) {
   const double v[kNFlux] = {d.IF, d.EV, d.ES, d.DR, d.RO, d.EI, d.ET_total, d.rain, d.snowfall, d.melt, d.SSM,
                             d.SWE, d.W_soil, d.z_wt, d.beta_T, d.G_s, d.res_cell,
                             static_cast<double>(d.n_substeps), static_cast<double>(d.n_rejected),
                             static_cast<double>(d.n_projections), static_cast<double>(d.flags)};
-  for (std::size_t j = 0; j < kNFlux; ++j) out[j][k] = aborted && j + 1 < kNFlux ? kNaN : v[j];
+  for (std::size_t j = 0; j < kNFlux; ++j)
+    if (out[j]) out[j][k] = aborted && j + 1 < kNFlux ? kNaN : v[j];
 }
 
 struct SiteStats {
@@ -304,8 +319,18 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
   }
 
   // ---- outputs -------------------------------------------------------------------------------------------
-  std::vector<std::vector<double>> flux(kNFlux, std::vector<double>(ns * nt));
-  std::vector<double> theta(ns * nt * kN);
+  // Only the selected outputs are allocated: a large run may want SSM alone.
+  std::vector<char> selected(kNFlux, cfg.outputs.empty());
+  for (const auto& name : cfg.outputs) {
+    std::size_t j = 0;
+    while (j < kNFlux && name != kFluxVars[j].name) ++j;
+    if (j == kNFlux) throw NodeError("'" + name + "' is not an output of the model (outputs: " + join(flux_names()) + ")");
+    selected[j] = 1;
+  }
+  std::vector<std::vector<double>> flux(kNFlux);
+  for (std::size_t j = 0; j < kNFlux; ++j)
+    if (selected[j]) flux[j].resize(ns * nt);
+  std::vector<double> theta(cfg.layer_output ? ns * nt * kN : 0);
   std::vector<SiteStats> stats(ns);
 
   auto run_site = [&](std::size_t s) {
@@ -317,13 +342,14 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
       stats[s].spin = spin_up(cell, year.data(), year.size(), slots, cfg.spin_up_tol, cfg.spin_up_max);
     }
     double* out[kNFlux];
-    for (std::size_t j = 0; j < kNFlux; ++j) out[j] = flux[j].data();
+    for (std::size_t j = 0; j < kNFlux; ++j) out[j] = selected[j] ? flux[j].data() : nullptr;
     for (std::size_t t = 0; t < nt; ++t) {
       const DayOut d = cell.advance(day(t), slots);
       const bool aborted = d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot);
       const std::size_t k = s * nt + t;
       write_day(d, out, k, aborted);
-      for (int i = 0; i < kN; ++i) theta[k * kN + i] = aborted ? kNaN : d.theta[i];
+      if (cfg.layer_output)
+        for (int i = 0; i < kN; ++i) theta[k * kN + i] = aborted ? kNaN : d.theta[i];
       if (d.flags) {
         stats[s].aborted += aborted;
         stats[s].mass += (d.flags & kFlagMassBalance) != 0;
@@ -359,7 +385,8 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
   fx->add(series::site_coord(sites));
   fx->add(series::time_coord(time));
   for (std::size_t j = 0; j < kNFlux; ++j)
-    fx->add(Variable(kFluxVars[j].name, {"site", "time"}, {ns, nt}, std::move(flux[j]),
+    if (selected[j])
+      fx->add(Variable(kFluxVars[j].name, {"site", "time"}, {ns, nt}, std::move(flux[j]),
                      {{"units", kFluxVars[j].units}, {"long_name", kFluxVars[j].long_name}}));
   fx->attrs["model"] = "TEM-style daily water balance (shared/specs/tem-wbm.md v1.0)";
 
@@ -377,7 +404,8 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
   ly->add(Variable("layer", {"layer"}, {std::size_t{kN}}, layer, {{"long_name", "soil layer, 1 = top"}}));
   ly->add(Variable("z_top", {"layer"}, {std::size_t{kN}}, z_top, {{"units", "mm"}, {"long_name", "depth of layer top"}}));
   ly->add(Variable("dz", {"layer"}, {std::size_t{kN}}, dz, {{"units", "mm"}, {"long_name", "layer thickness"}}));
-  ly->add(Variable("theta", {"site", "time", "layer"}, {ns, nt, std::size_t{kN}}, std::move(theta),
+  if (cfg.layer_output)
+    ly->add(Variable("theta", {"site", "time", "layer"}, {ns, nt, std::size_t{kN}}, std::move(theta),
                    {{"units", "m3 m-3"},
                     {"long_name", "volumetric water content (wetland: layer means of the diagnosed profile)"}}));
   res.fluxes = fx;

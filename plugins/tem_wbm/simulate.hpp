@@ -35,6 +35,8 @@ struct SimulateConfig {
   double spin_up_tol = 0.5;  ///< mm
   int spin_up_max = 50;      ///< cycles
   int threads = 1;
+  std::vector<std::string> outputs;  ///< `fluxes` variables to produce (empty: all, see flux_names())
+  bool layer_output = true;          ///< produce the (site, time, layer) theta of `layers`
 };
 
 struct SimulateResult {
@@ -79,6 +81,8 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
                         const SimulateConfig& cfg, const Slots& slots = {},
                         const std::function<void(std::size_t, std::size_t)>& between_chunks = {});
 
+/// Names of the `fluxes` output variables, in order.
+const std::vector<std::string>& flux_names();
 /// Names of the calibrated parameters accepted as `params` table columns (§3.1 code names).
 const std::vector<std::string>& param_names();
 /// The member of `p` a §3.1 code name denotes, or nullptr.

@@ -108,6 +108,10 @@ struct Soil {
   Layers dz{}, z_top{}, z_node{}, root{};
   // interfaces i+½, i = 0..N−2 (§13.3): spacing, harmonic-mean k_sat, mean b, θ_sat sum
   std::array<double, kN - 1> d{}, k_if{}, b_if{}, theta_sat_if{};
+  // Clapp–Hornberger K exponents 2b+3 per layer and 2b̄+3 per interface (§13.3), hoisted out of the sub-steps
+  // and reciprocals 1/θ_sat, 1/d: multiplications instead of divisions in every sub-step
+  Layers k_exp{}, inv_theta_sat{};
+  std::array<double, kN - 1> k_exp_if{}, inv_d{}, inv_theta_sat_if{};
   double Z = 0;  ///< column depth [mm]
   // wetland (§14.1): uniform Cosby θ_sat, k_sat,1 for the infiltration cap
   double w_theta_sat = 0, w_zwt_max = 0, w_min = 0, w_max = 0;

@@ -270,3 +270,105 @@ TEST_CASE("Ctrl-C cancels the running node: exit 130, no artifact of it, provena
   for (auto& e : fs::directory_iterator(tmp.path / "runs/.cache"))
     CHECK(e.path().filename().string().rfind(".tmp-", 0) != 0);
 }
+
+namespace {
+
+// x(i) = i and y(i, k) = 10 i + k for i < n, k < 3 (what testing.stream writes).
+double sum_x(double n) { return n * (n - 1) / 2; }
+double sum_y(double n) { return 30 * sum_x(n) + 3 * n; }
+
+const char* kStream = R"(couplet = 1
+name = "stream"
+[[node]]
+id = "stream"
+plugin = "testing.stream"
+params = { n = 23, chunk = 5 }
+[[node]]
+id = "rows"
+plugin = "testing.stream_sum"
+inputs = { data = "stream.data" }
+params = { chunk = 4 }
+[[node]]
+id = "whole"
+plugin = "testing.sum"
+inputs = { a = "stream.data" }
+)";
+
+double table_value(const fs::path& file, const std::string& column) {
+  auto a = store::read_artifact(file);
+  return dynamic_cast<const Table&>(*a).numbers(column).at(0);
+}
+
+}  // namespace
+
+TEST_CASE("a streamed output is read back by rows and whole, on a fresh run and from the cache") {
+  TempDir tmp("stream");
+  auto r1 = run_text(kStream, tmp.path);
+  REQUIRE_MESSAGE(r1.ok, r1.error);
+  for (auto& [id, st] : statuses(r1.run_dir)) CHECK_MESSAGE(st == "executed", id);
+  CHECK(table_value(r1.run_dir / "artifacts/rows/total.h5", "sum") == sum_x(23));
+  CHECK(table_value(r1.run_dir / "artifacts/rows/total.h5", "sum_y") == sum_y(23));
+  CHECK(table_value(r1.run_dir / "artifacts/rows/total.h5", "blocks") == 6);
+  CHECK(table_sum(r1.run_dir / "artifacts/whole/total.h5") == sum_x(23));  // dataset() reads it whole
+  const fs::path artifact = r1.run_dir / "artifacts/stream/data.h5";
+  CHECK(store::chunking(artifact).dim == "i");
+  CHECK(store::chunking(artifact).length == 23);
+  auto whole = std::dynamic_pointer_cast<const Dataset>(store::read_artifact(artifact));
+  REQUIRE(whole);
+  CHECK(whole->var("y").shape() == std::vector<std::size_t>{23, 3});
+  CHECK(whole->attrs.at("title") == "streamed by testing.stream");
+
+  // The producer cached, the consumer executed: rows come from the cache entry.
+  auto r2 = run_text(kStream, tmp.path, {"rows.chunk=7"});
+  REQUIRE_MESSAGE(r2.ok, r2.error);
+  auto st = statuses(r2.run_dir);
+  CHECK(st["stream"] == "cached");
+  CHECK(st["whole"] == "cached");
+  CHECK(st["rows"] == "executed");
+  CHECK(table_value(r2.run_dir / "artifacts/rows/total.h5", "sum_y") == sum_y(23));
+  CHECK(table_value(r2.run_dir / "artifacts/rows/total.h5", "blocks") == 4);
+
+  // Blocks written last to first give the same bytes.
+  auto r3 = run_text(kStream, tmp.path, {"stream.reverse=true"});
+  REQUIRE_MESSAGE(r3.ok, r3.error);
+  CHECK(statuses(r3.run_dir)["stream"] == "executed");
+  CHECK(read_file(r3.run_dir / "artifacts/stream/data.h5") == read_file(artifact));
+}
+
+TEST_CASE("a streamed output with rows missing fails the node, naming the port and the rows") {
+  TempDir tmp("stream-missing");
+  auto r = run_text(kStream, tmp.path, {"stream.skip_last=true"});
+  CHECK_FALSE(r.ok);
+  INFO(r.error);
+  CHECK(r.error.find("node 'stream' (testing.stream) failed: output 'data'") == 0);
+  CHECK(r.error.find("rows [20, 23) of dimension 'i' (length 23) were never written") != std::string::npos);
+  CHECK_FALSE(fs::exists(r.run_dir / "artifacts/stream"));
+  for (auto& e : fs::directory_iterator(tmp.path / ".cache")) CHECK(e.path().filename().string().rfind(".tmp-", 0) != 0);
+}
+
+TEST_CASE("a run killed while a node streams leaves no artifact of it looking complete") {
+  TempDir tmp("stream-kill");
+  fs::path wf = tmp.path / "stream.toml", sig = tmp.path / "started";
+  std::string text = kStream;
+  text.replace(text.find("chunk = 5 }"), 11,
+               "chunk = 5, seconds = 60.0, signal_file = \"" + sig.string() + "\" }");
+  write_file(wf, text);
+  pid_t pid = spawn_run(wf, tmp.path / "runs");
+  REQUIRE(wait_for_file(sig, 60));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CHECK(WIFSIGNALED(status));
+  // The first block is on disk, but only inside the node's temp entry.
+  bool partial = false;
+  for (auto& e : fs::recursive_directory_iterator(tmp.path / "runs/.cache"))
+    if (e.path().string().find("/.tmp-") != std::string::npos && e.is_regular_file()) partial = true;
+  CHECK(partial);
+  check_no_complete_artifact(tmp.path / "runs", "stream", "stream");
+  // The next run sweeps the dead run's temp entry and streams again.
+  auto r = run_text(text, tmp.path / "runs", {"stream.seconds=0"});
+  REQUIRE_MESSAGE(r.ok, r.error);
+  CHECK(table_value(r.run_dir / "artifacts/rows/total.h5", "sum_y") == sum_y(23));
+  for (auto& e : fs::directory_iterator(tmp.path / "runs/.cache"))
+    CHECK(e.path().filename().string().rfind(".tmp-", 0) != 0);
+}

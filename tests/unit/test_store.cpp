@@ -17,6 +17,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <random>
 #include <thread>
 #include <chrono>
 
@@ -150,6 +151,83 @@ Table sample_table() {
   t.add_column("rmse", std::vector<double>{0.0123456789012, kNaN, 2.5}, "m3 m-3", "root-mean-square error");
   t.add_column("n", std::vector<double>{365, 0, 1e6});
   return t;
+}
+
+
+// A streamed Dataset: sites × days (× layers), several chunk groups long (163 rows per chunk).
+constexpr std::size_t kSites = 500, kDays = 400, kLayers = 4;
+double ssm_at(std::size_t s, std::size_t t) { return static_cast<double>(s) + static_cast<double>(t) / 1000.0; }
+float temp_at(std::size_t s, std::size_t t, std::size_t l) { return static_cast<float>(s * 0.5 + t + l * 0.25); }
+
+ChunkedLayout streamed_layout() {
+  ChunkedLayout l;
+  l.dim = "site";
+  l.length = kSites;
+  std::vector<std::string> ids;
+  for (std::size_t s = 0; s < kSites; ++s) ids.push_back("S" + std::to_string(s));
+  l.header.add(Variable("site", {"site"}, {kSites}, ids));
+  std::vector<double> days(kDays);
+  for (std::size_t t = 0; t < kDays; ++t) days[t] = 18262.0 + static_cast<double>(t);
+  l.header.add(Variable("time", {"time"}, {kDays}, days, {{"units", "days since 1970-01-01"}}));
+  l.header.add(Variable("lat", {"site"}, {kSites}, std::vector<double>(kSites, 45.0), {{"units", "degrees_north"}}));
+  l.header.attrs = {{"title", "streamed"}};
+  l.variables = {{"ssm", {"site", "time"}, {kDays}, DType::Float64, {{"units", "m3 m-3"}}},
+                 {"temp", {"site", "time", "layer"}, {kDays, kLayers}, DType::Float32, {{"units", "K"}}}};
+  return l;
+}
+
+// Rows [begin, begin + n) of the streamed variables.
+Dataset streamed_rows(std::size_t begin, std::size_t n) {
+  std::vector<double> ssm;
+  std::vector<float> temp;
+  for (std::size_t s = begin; s < begin + n; ++s)
+    for (std::size_t t = 0; t < kDays; ++t) {
+      ssm.push_back(ssm_at(s, t));
+      for (std::size_t l = 0; l < kLayers; ++l) temp.push_back(temp_at(s, t, l));
+    }
+  Dataset rows;
+  rows.add(Variable("ssm", {"site", "time"}, {n, kDays}, ssm));
+  rows.add(Variable("temp", {"site", "time", "layer"}, {n, kDays, kLayers}, temp));
+  return rows;
+}
+
+// The same Dataset built whole in memory.
+Dataset streamed_whole() {
+  ChunkedLayout l = streamed_layout();
+  Dataset ds = l.header;
+  const Dataset rows = streamed_rows(0, kSites);
+  for (const auto& v : rows.variables()) {
+    Variable copy = v;
+    copy.attrs() = v.name() == "ssm" ? l.variables[0].attrs : l.variables[1].attrs;
+    ds.add(copy);
+  }
+  return ds;
+}
+
+// Blocks of `block` rows covering all sites, in order.
+std::vector<std::pair<std::size_t, std::size_t>> in_order(std::size_t block) {
+  std::vector<std::pair<std::size_t, std::size_t>> blocks;
+  for (std::size_t b = 0; b < kSites; b += block) blocks.emplace_back(b, std::min(block, kSites - b));
+  return blocks;
+}
+
+// Blocks of varied sizes covering all sites, shuffled.
+std::vector<std::pair<std::size_t, std::size_t>> shuffled() {
+  std::vector<std::pair<std::size_t, std::size_t>> blocks;
+  std::mt19937 rng(7);
+  for (std::size_t b = 0; b < kSites;) {
+    const std::size_t n = std::min<std::size_t>(1 + rng() % 120, kSites - b);
+    blocks.emplace_back(b, n);
+    b += n;
+  }
+  std::shuffle(blocks.begin(), blocks.end(), rng);
+  return blocks;
+}
+
+void write_streamed(const fs::path& file, const std::vector<std::pair<std::size_t, std::size_t>>& blocks) {
+  store::ChunkedDatasetFile f(file, streamed_layout());
+  for (auto [b, n] : blocks) f.write_rows(b, streamed_rows(b, n));
+  f.close();
 }
 
 }  // namespace
@@ -344,6 +422,69 @@ TEST_CASE("store: table as Markdown") {
   CHECK(store::table_to_markdown(Table{}).empty());
 }
 
+
+TEST_CASE("store: a streamed Dataset reads back whole and by rows, the same whatever the block order") {
+  Scratch s;
+  write_streamed(s / "ordered.h5", in_order(37));
+  write_streamed(s / "shuffled.h5", shuffled());
+  CHECK(slurp(s / "ordered.h5") == slurp(s / "shuffled.h5"));
+  CHECK(temp_files_in(s.dir).empty());
+
+  auto whole = std::dynamic_pointer_cast<const Dataset>(store::read_artifact(s / "shuffled.h5"));
+  REQUIRE(whole);
+  check_same(streamed_whole(), *whole);
+
+  const Chunking c = store::chunking(s / "shuffled.h5");
+  CHECK(c.dim == "site");
+  CHECK(c.length == kSites);
+  store::write_artifact(sample_dataset(), s / "whole.h5");
+  CHECK_FALSE(store::chunking(s / "whole.h5").streamed());
+
+  auto rows = store::read_rows(s / "shuffled.h5", 150, 40);  // across a chunk boundary (163)
+  CHECK(rows->dim("site") == 40);
+  CHECK(rows->var("site").values<std::string>().front() == "S150");
+  CHECK(rows->var("lat").size() == 40);
+  CHECK(rows->var("time").size() == kDays);  // not over the chunk dimension: whole
+  CHECK(rows->var("ssm").values<double>()[kDays + 3] == ssm_at(151, 3));
+  CHECK(rows->var("temp").values<float>().back() == temp_at(189, kDays - 1, kLayers - 1));
+  CHECK(rows->attrs.at("title") == "streamed");
+  CHECK(store::read_rows(s / "shuffled.h5", kSites, 0)->dim("site") == 0);
+  CHECK(error_of([&] { store::read_rows(s / "shuffled.h5", 490, 20); }).find("rows [490, 510)") != std::string::npos);
+  CHECK(error_of([&] { store::read_rows(s / "whole.h5", 0, 1); }).find("not a streamed Dataset") != std::string::npos);
+}
+
+TEST_CASE("store: a streamed Dataset with rows missing or written twice is refused, and leaves nothing") {
+  Scratch s;
+  const fs::path file = s / "partial.h5";
+  {
+    store::ChunkedDatasetFile f(file, streamed_layout());
+    f.write_rows(237, streamed_rows(237, kSites - 237));
+    f.write_rows(0, streamed_rows(0, 200));
+    const std::string twice = error_of([&] { f.write_rows(190, streamed_rows(190, 20)); });
+    CHECK(twice.find("rows [190, 210) of '" + file.string() + "'") != std::string::npos);
+    CHECK(twice.find("rows [190, 200) were already written") != std::string::npos);
+    const std::string missing = error_of([&] { f.close(); });
+    CHECK(missing == "cannot write artifact '" + file.string() +
+                         "': rows [200, 237) of dimension 'site' (length 500) were never written");
+    CHECK_FALSE(fs::exists(file));
+    Dataset wrong = streamed_rows(200, 37);
+    wrong.add(Variable("extra", {"site"}, {37}, std::vector<double>(37)));
+    CHECK(error_of([&] { f.write_rows(200, wrong); }).find("'extra' is not a streamed variable") != std::string::npos);
+  }  // destroyed without close(): the temp files go
+  CHECK_FALSE(fs::exists(file));
+  CHECK(temp_files_in(s.dir).empty());
+
+  ChunkedLayout bad = streamed_layout();
+  bad.variables[1].dims = {"time", "site", "layer"};
+  CHECK(error_of([&] { store::ChunkedDatasetFile(file, bad); }).find("must have the chunk dimension 'site' first") !=
+        std::string::npos);
+  bad = streamed_layout();
+  bad.length = 10;  // the header's site coordinate has 500
+  CHECK(error_of([&] { store::ChunkedDatasetFile(file, bad); }).find("dimension 'site' already has size 500") !=
+        std::string::npos);
+  CHECK(temp_files_in(s.dir).empty());
+}
+
 TEST_CASE("store: h5py and xarray open written artifacts directly") {
   // Debian's interpreter, where python3-h5py, -xarray and -h5netcdf are installed (not the pyenv one).
   const char* python = "/usr/bin/python3";
@@ -354,11 +495,12 @@ TEST_CASE("store: h5py and xarray open written artifacts directly") {
   Scratch s;
   store::write_artifact(sample_dataset(), s / "forcing.h5");
   store::write_artifact(sample_table(), s / "metrics.h5");
+  write_streamed(s / "streamed.h5", shuffled());
   std::ofstream(s / "check.py") << R"PY(
 import sys
 import h5py, numpy as np, xarray as xr
 
-ds_path, table_path = sys.argv[1], sys.argv[2]
+ds_path, table_path, streamed_path = sys.argv[1], sys.argv[2], sys.argv[3]
 with h5py.File(ds_path, "r") as f:
     assert f.attrs["couplet_artifact"] == "dataset"
     assert f["precip"].dtype == np.float32 and f["precip"].shape == (2, 3, 4)
@@ -385,10 +527,20 @@ assert t.sizes["row"] == 3
 assert t["site"].values[1] == 'B, "north"'
 assert t["rmse"].attrs["units"] == "m3 m-3" and t["rmse"].attrs["long_name"] == "root-mean-square error"
 assert np.isnan(t["rmse"].values[1])
+
+with h5py.File(streamed_path, "r") as f:
+    assert [d[0].name for d in f["temp"].dims] == ["/site", "/time", "/layer"]
+    assert f["temp"].compression == "gzip" and f["temp"].shuffle and f["temp"].chunks[1:] == (400, 4)
+s = xr.open_dataset(streamed_path, engine="h5netcdf")
+assert list(s.data_vars) == ["lat", "ssm", "temp"], list(s.data_vars)
+assert s["temp"].dims == ("site", "time", "layer") and s.sizes["site"] == 500
+assert s["site"].values[499] == "S499" and s["ssm"].attrs["units"] == "m3 m-3"
+assert s["ssm"].values[321, 7] == 321 + 7 / 1000.0
+assert s["temp"].values[42, 5, 3] == np.float32(42 * 0.5 + 5 + 3 * 0.25)
 print("ok")
 )PY";
   const std::string cmd = std::string(python) + " " + (s / "check.py").string() + " " + (s / "forcing.h5").string() +
-                          " " + (s / "metrics.h5").string() + " 2>&1";
+                          " " + (s / "metrics.h5").string() + " " + (s / "streamed.h5").string() + " 2>&1";
   FILE* pipe = ::popen(cmd.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;

@@ -1078,24 +1078,45 @@ TEST_CASE("tem_wbm: workflows/pb_uscrn.toml runs; the node's artifacts are byte-
   const fs::path tmp = fs::temp_directory_path() / ("couplet-tem-wbm-" + std::to_string(::getpid()));
   fs::remove_all(tmp);
   const std::string workflow = std::string(COUPLET_SOURCE_DIR) + "/workflows/pb_uscrn.toml";
-  const std::string cli = std::string(COUPLET_CLI) + " --plugin-path " + COUPLET_PLUGIN_DIR + " run -q ";
+  // A small calibration budget keeps the test fast; the thread-independence claim is the same.
+  const std::string cli = std::string(COUPLET_CLI) + " --plugin-path " + COUPLET_PLUGIN_DIR +
+                          " run -q --set calibrate.max_evaluations=40 --set calibrate.polish_iterations=1 ";
   for (const char* t : {"1", "2"}) {
     const Shell r = shell(cli + "-t " + t + " --runs-dir " + (tmp / t).string() + " " + workflow);
     INFO(r.text);
     REQUIRE(r.code == 0);
     CHECK(r.text.find("node parameters used where inputs have no value: LAI") != std::string::npos);
   }
-  for (const char* file : {"fluxes.h5", "layers.h5"}) {
-    const std::string a = slurp(tmp / "1/pb_uscrn/latest/artifacts/wbm" / file);
-    const std::string b = slurp(tmp / "2/pb_uscrn/latest/artifacts/wbm" / file);
-    CHECK(!a.empty());
+  for (const char* file : {"wbm_default/fluxes.h5", "wbm_default/layers.h5", "calibrate/params.h5",
+                           "wbm_calibrated/fluxes.h5"}) {
+    const std::string a = slurp(tmp / "1/pb_uscrn/latest/artifacts" / file);
+    const std::string b = slurp(tmp / "2/pb_uscrn/latest/artifacts" / file);
+    CHECK_MESSAGE(!a.empty(), file);
     CHECK_MESSAGE(a == b, file);
   }
   // without a fill policy, missing forcing is an error naming the site and the date
-  const Shell bad = shell(cli + "--set wbm.fill='\"error\"' --runs-dir " + (tmp / "e").string() + " " + workflow);
+  const Shell bad = shell(cli + "--set wbm_default.fill='\"error\"' --set calibrate.fill='\"error\"' --runs-dir " + (tmp / "e").string() + " " + workflow);
   CHECK(bad.code != 0);
   CHECK(bad.text.find("is missing at site '") != std::string::npos);
   CHECK(bad.text.find("(fill = \"error\"") != std::string::npos);
   fs::remove_all(tmp);
 }
 #endif
+
+TEST_CASE("tem_wbm: simulate: output selection produces only what was asked, with the same values") {
+  const Dataset forcing = synthetic_forcing(3, 200, true);
+  SimulateConfig cfg;
+  const auto all = simulate(forcing, nullptr, nullptr, cfg);
+  cfg.outputs = {"SSM", "DR"};
+  cfg.layer_output = false;
+  const auto some = simulate(forcing, nullptr, nullptr, cfg);
+  CHECK(some.fluxes->has("SSM"));
+  CHECK(some.fluxes->has("DR"));
+  CHECK_FALSE(some.fluxes->has("EV"));
+  CHECK_FALSE(some.layers->has("theta"));
+  CHECK(some.layers->has("layer"));
+  CHECK(some.fluxes->var("SSM").values<double>() == all.fluxes->var("SSM").values<double>());
+  cfg.outputs = {"SMM"};
+  CHECK(node_error([&] { simulate(forcing, nullptr, nullptr, cfg); }).find("'SMM' is not an output of the model") !=
+        std::string::npos);
+}

@@ -184,6 +184,35 @@ class COUPLET_API Dataset final : public Artifact {
   std::map<std::string, std::size_t> index_;
 };
 
+/// One variable of a streamed Dataset output (see ChunkedLayout): declared up front, written later in
+/// row blocks. `dims[0]` is the chunk dimension; `shape` holds the extents of the other dimensions.
+struct VariableSpec {
+  std::string name;
+  std::vector<std::string> dims;
+  std::vector<std::size_t> shape;
+  DType dtype = DType::Float64;  ///< Float32 or Float64
+  Attributes attrs;
+};
+
+/// The layout of a Dataset written in chunks along its first dimension `dim` (rows 0..length-1).
+/// `header` holds what is small and written whole (coordinates such as site(site), time(time); global
+/// attributes in header.attrs); `variables` are the streamed ones. A header variable may use `dim`, but
+/// only as its first dimension (it is then sliced like the streamed ones when rows are read).
+struct ChunkedLayout {
+  std::string dim;
+  std::size_t length = 0;
+  Dataset header;
+  std::vector<VariableSpec> variables;
+};
+
+/// How a stored Dataset is streamed: its chunk dimension and its length; `dim` is empty for a Dataset
+/// that was written whole.
+struct Chunking {
+  std::string dim;
+  std::size_t length = 0;
+  bool streamed() const { return !dim.empty(); }
+};
+
 /// Rows × named columns; a column holds numbers or strings. Metrics, cluster summaries, parameter sets.
 class COUPLET_API Table final : public Artifact {
  public:

@@ -30,6 +30,21 @@ class COUPLET_API NodeError : public std::runtime_error {
 
 enum class LogLevel { Debug, Info, Warn, Error };
 
+/// Writes one Dataset output in row blocks along its chunk dimension, so that the node never holds the
+/// whole output (Context::chunked_output). The data goes straight to the node's private cache entry.
+/// Thread-safe: several threads may write their own row blocks.
+class COUPLET_API ChunkedWriter {
+ public:
+  virtual ~ChunkedWriter() = default;
+  /// Writes rows [begin, begin + n) of every streamed variable: `rows` holds each of them (and nothing
+  /// else) with first extent n and the declared dtype and other extents. Blocks may come in any order
+  /// (the stored file does not depend on it), but each row exactly once.
+  virtual void write(std::size_t begin, const Dataset& rows) = 0;
+  /// Checks that every row was written (the error names the missing ones) and publishes the output.
+  /// A writer destroyed without close() leaves the output unproduced.
+  virtual void close() = 0;
+};
+
 class COUPLET_API Context {
  public:
   virtual ~Context() = default;
@@ -49,6 +64,19 @@ class COUPLET_API Context {
   const Table& table(const std::string& port) const { return as<Table>(port); }
   const Model& model(const std::string& port) const { return as<Model>(port); }
   virtual void set_output(const std::string& port, std::shared_ptr<const Artifact> a) = 0;
+
+  // --- Datasets too large for memory: streamed in row blocks along one dimension ----------------
+  /// Starts the Dataset output `port` as a stream (instead of set_output); see ChunkedWriter. The
+  /// writer is valid while the node runs.
+  virtual std::unique_ptr<ChunkedWriter> chunked_output(const std::string& port, const ChunkedLayout& layout) = 0;
+  /// The chunk dimension and length of a Dataset input, read without loading it; Chunking::streamed()
+  /// is false when its producer wrote it whole (then read it with dataset()) or it is not connected.
+  virtual Chunking input_chunking(const std::string& port) const = 0;
+  /// Rows [begin, begin + count) of a streamed Dataset input: variables whose first dimension is the
+  /// chunk dimension are sliced to those rows, the others (time, layer, ...) come whole. dataset()
+  /// still reads a streamed input, but whole: fine for small ones.
+  virtual std::shared_ptr<const Dataset> input_rows(const std::string& port, std::size_t begin,
+                                                    std::size_t count) const = 0;
 
   /// Behaviour for a Model artifact, from the plugin that registered its type.
   virtual std::shared_ptr<Predictor> predictor(const Model& m) const = 0;

@@ -1,6 +1,7 @@
 // The `testing` plugin: small nodes with known behaviour for executor, cache and validation tests.
 #include <couplet/sdk.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <numeric>
@@ -137,6 +138,80 @@ COUPLET_PLUGIN("testing", "1.0.0") {
       .run([](Context& ctx) {
         auto p = ctx.predictor(ctx.model("model"));
         ctx.set_output("data", p->predict(ctx.dataset("data")));
+      });
+
+  // Streams x(i) = i and y(i, k) = 10 i + k (k < 3) in blocks, the way a global run writes cells.
+  plugin.node("testing.stream")
+      .summary("Writes x(i) = i and y(i, k) = 10 i + k for i < n as a streamed Dataset, `chunk` rows per block")
+      .output("data", ArtifactKind::Dataset, "variables x(i) and y(i, k), streamed along i")
+      .param(param_int("n", 10, "rows").bounds(0, 1e8))
+      .param(param_int("chunk", 3, "rows per block").bounds(1, 1e8))
+      .param(param_bool("reverse", false, "write the blocks last to first"))
+      .param(param_bool("skip_last", false, "leave the last block out (close() must fail)"))
+      .param(param_path("signal_file", "", "file created after the first block (empty: none)"))
+      .param(param_float("seconds", 0.0, "time to wait after the first block").bounds(0, 3600).in_units("s"))
+      .run([](Context& ctx) {
+        const auto n = static_cast<std::size_t>(ctx.param<std::int64_t>("n"));
+        const auto chunk = static_cast<std::size_t>(ctx.param<std::int64_t>("chunk"));
+        ChunkedLayout layout{"i", n, {}, {}};
+        std::vector<double> index(n);
+        std::iota(index.begin(), index.end(), 0.0);
+        layout.header.add(Variable("i", {"i"}, {n}, index));
+        layout.header.add(Variable("k", {"k"}, {3}, std::vector<double>{0, 1, 2}));
+        layout.header.attrs["title"] = "streamed by testing.stream";
+        layout.variables = {{"x", {"i"}, {}, DType::Float64, {{"units", "1"}}},
+                            {"y", {"i", "k"}, {3}, DType::Float32, {}}};
+        auto out = ctx.chunked_output("data", layout);
+        std::vector<std::size_t> starts;
+        for (std::size_t b = 0; b < n; b += chunk) starts.push_back(b);
+        if (ctx.param<bool>("skip_last") && !starts.empty()) starts.pop_back();
+        if (ctx.param<bool>("reverse")) std::reverse(starts.begin(), starts.end());
+        for (std::size_t b : starts) {
+          const std::size_t m = std::min(chunk, n - b);
+          Dataset rows;
+          std::vector<double> x(m);
+          std::vector<float> y(m * 3);
+          for (std::size_t r = 0; r < m; ++r) {
+            x[r] = static_cast<double>(b + r);
+            for (std::size_t k = 0; k < 3; ++k) y[r * 3 + k] = static_cast<float>(10 * (b + r) + k);
+          }
+          rows.add(Variable("x", {"i"}, {m}, std::move(x)));
+          rows.add(Variable("y", {"i", "k"}, {m, 3}, std::move(y)));
+          out->write(b, rows);
+          if (b == starts.front()) {
+            const auto sig = ctx.param<std::string>("signal_file");
+            if (!sig.empty()) std::ofstream(sig) << "started\n";
+            const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(ctx.param<double>("seconds"));
+            while (std::chrono::steady_clock::now() < end) {
+              ctx.check_cancelled();
+              std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            }
+          }
+        }
+        out->close();
+      });
+
+  plugin.node("testing.stream_sum")
+      .summary("Sums x and y of a streamed Dataset, reading `chunk` rows at a time")
+      .input("data", ArtifactKind::Dataset, "variables x(i) and y(i, k), streamed along i")
+      .output("total", ArtifactKind::Table, "one row: sum (of x), sum_y, blocks (reads)")
+      .param(param_int("chunk", 4, "rows per read").bounds(1, 1e8))
+      .run([](Context& ctx) {
+        const Chunking c = ctx.input_chunking("data");
+        if (c.dim != "i") throw NodeError("expected a Dataset streamed along i, got '" + c.dim + "'");
+        const auto chunk = static_cast<std::size_t>(ctx.param<std::int64_t>("chunk"));
+        double sx = 0, sy = 0, blocks = 0;
+        for (std::size_t b = 0; b < c.length; b += chunk, ++blocks) {
+          auto rows = ctx.input_rows("data", b, std::min(chunk, c.length - b));
+          for (double x : rows->var("x").as_double()) sx += x;
+          for (double y : rows->var("y").as_double()) sy += y;
+          if (rows->var("k").size() != 3) throw NodeError("coordinate k must come whole");
+        }
+        auto t = std::make_shared<Table>();
+        t->add_column("sum", std::vector<double>{sx});
+        t->add_column("sum_y", std::vector<double>{sy});
+        t->add_column("blocks", std::vector<double>{blocks});
+        ctx.set_output("total", t);
       });
 
   struct Affine : Predictor {

@@ -29,6 +29,11 @@
 // DIMENSION_LIST, REFERENCE_LIST, _Netcdf4Dimid, ...) are reserved; so are model_type and model_config on
 // a Model. Writing an artifact that breaks these rules throws.
 //
+// Streamed Dataset   written by ChunkedDatasetFile in row blocks along its first dimension: the Dataset
+//                layout above plus the root attribute couplet_chunk_dim; its streamed variables are
+//                chunked by whole rows (the same rows for each, about 1 MiB for the widest) and always
+//                compressed. read_artifact reads it whole; read_rows reads a block of rows.
+//
 // The functions are safe to call from several threads; the store serialises its HDF5 work.
 #pragma once
 
@@ -47,6 +52,43 @@ void write_artifact(const Artifact& a, const std::filesystem::path& file);
 /// Throws std::runtime_error naming the file and what was expected when the file is missing, is not
 /// HDF5, is damaged or was changed after it was written (checksum), or does not have the layout above.
 std::shared_ptr<const Artifact> read_artifact(const std::filesystem::path& file);
+
+/// Checks an artifact file's checksum (reads it once) and throws like read_artifact when it fails.
+/// chunking() and read_rows() do not, so that reading a large file block by block stays linear: a
+/// caller verifies a file once before them.
+void verify_artifact(const std::filesystem::path& file);
+
+/// Writes a Dataset whose streamed variables never need to be in memory whole (see ChunkedLayout).
+///
+/// Row blocks may come in any order and the file's bytes do not depend on it: a group of chunk rows
+/// goes to HDF5 once every row before it has, in order; a block that arrives ahead of a gap waits in a
+/// sparse side file ("<temp>.rows"), so memory holds at most the block being written. The file appears
+/// atomically at close(), as with write_artifact; a ChunkedDatasetFile destroyed before close() removes
+/// its temp files. Errors name the file and the rows. Thread-safe.
+class ChunkedDatasetFile {
+ public:
+  /// Checks the layout, then creates the temp file with the header and the empty streamed variables.
+  ChunkedDatasetFile(const std::filesystem::path& file, const ChunkedLayout& layout);
+  ~ChunkedDatasetFile();
+  ChunkedDatasetFile(const ChunkedDatasetFile&) = delete;
+  ChunkedDatasetFile& operator=(const ChunkedDatasetFile&) = delete;
+
+  /// Rows [begin, begin + n) of every streamed variable (ChunkedWriter::write's contract).
+  void write_rows(std::size_t begin, const Dataset& rows);
+  /// Throws naming the missing rows unless each was written; then seals and renames onto the file.
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The chunk dimension and length of a stored Dataset (dim empty when it was written whole).
+Chunking chunking(const std::filesystem::path& file);
+
+/// Rows [begin, begin + count) of a file written by ChunkedDatasetFile: variables whose first
+/// dimension is the chunk dimension are sliced, the others read whole. Throws naming the file and rows.
+std::shared_ptr<const Dataset> read_rows(const std::filesystem::path& file, std::size_t begin, std::size_t count);
 
 /// CSV with a header row of column names; numbers as %.10g, NaN as an empty field; fields quoted per
 /// RFC 4180 where needed. Atomic.
