@@ -129,10 +129,9 @@ DayOut Cell::advance(const Forcing& f, const Slots& slots) {
   return d;
 }
 
-void Cell::upland_day(DayOut& d, const Forcing& f, const Slots& slots) {
-  Layers& th = state_.theta;
-  const double LAI = std::max(0.0, f.LAI);
-  // §15 steps 5–8 from the start-of-day θ
+// §15 steps 6–8, shared by both land types: stresses, conductance, transpiration with its layer
+// allocation and soil evaporation, from the start-of-day layer water contents `th`.
+void Cell::evapotranspiration(DayOut& d, const Forcing& f, const Layers& th, double LAI, const Slots& slots) const {
   const Stress st = stress_factors(d.met, f.T, th, soil_, opt_);
   d.f_D = st.f_D;
   d.f_T = st.f_T;
@@ -150,6 +149,13 @@ void Cell::upland_day(DayOut& d, const Forcing& f, const Slots& slots) {
   d.e = tr.e;
   d.EV = tr.EV;
   d.ES = soil_evap(es_demand, d.snow_covered, th[0], d.e[0], soil_);
+}
+
+void Cell::upland_day(DayOut& d, const Forcing& f, const Slots& slots) {
+  Layers& th = state_.theta;
+  const double LAI = std::max(0.0, f.LAI);
+  // §15 steps 5–8 from the start-of-day θ
+  evapotranspiration(d, f, th, LAI, slots);
 
   // §13.1 Stage 1: sinks
   for (int i = 0; i < kN; ++i) th[i] -= d.e[i] / soil_.dz[i];
@@ -179,23 +185,7 @@ void Cell::wetland_day(DayOut& d, const Forcing& f, const Slots& slots) {
   double& W = state_.W;
   // §14.3.1 layer means from z_wt^n
   const Layers th = wetland_layers(state_.z_wt, s, opt_);
-  const Stress st = stress_factors(d.met, f.T, th, s, opt_);
-  d.f_D = st.f_D;
-  d.f_T = st.f_T;
-  d.beta_T = st.beta_T;
-  d.w = st.w;
-  d.G_s = canopy_conductance(d.met, st, LAI, params_, opt_);
-  d.ES_pot = soil_evap_potential(d.met, d.A_g, opt_);
-  d.beta_s = soil_evap_factor(th[0], s.theta_fc[0]);
-  double es_demand = d.ES_pot * d.beta_s, t_dem_override = -1;
-  if (slots.et) t_dem_override = et_slot(slots, d, f, th[0], es_demand);
-  const Canopy c{d.f_c, d.A_c, d.A_g, d.I, LAI >= 1e-6 ? opt_.g_bl * LAI : 0.0, d.E_wet, d.EI, d.drip, d.t_dry};
-  const Transpiration tr = transpiration(d.met, c, st, d.G_s, LAI, th, s, params_, opt_, t_dem_override);
-  d.G_t = tr.G_t;
-  d.T_dem = tr.T_dem;
-  d.e = tr.e;
-  d.EV = tr.EV;
-  d.ES = soil_evap(es_demand, d.snow_covered, th[0], d.e[0], s);
+  evapotranspiration(d, f, th, LAI, slots);
 
   // §14.3.2 column cap on the evaporative sinks (allocation by layer is diagnostic only)
   const double avail = W - s.w_min;

@@ -74,6 +74,7 @@ class Cell {
  private:
   void upland_day(DayOut& d, const Forcing& f, const Slots& slots);
   void wetland_day(DayOut& d, const Forcing& f, const Slots& slots);
+  void evapotranspiration(DayOut& d, const Forcing& f, const Layers& th, double LAI, const Slots& slots) const;
   double et_slot(const Slots& slots, DayOut& d, const Forcing& f, double theta1, double& es_demand) const;
 
   Statics statics_;
