@@ -16,7 +16,6 @@
 #include <cstdio>
 #include <ctime>
 #include <deque>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -79,17 +78,6 @@ std::string iso_now() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-void write_text_atomic(const fs::path& file, const std::string& text) {
-  fs::path tmp = file;
-  tmp += ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw std::runtime_error("cannot write " + tmp.string());
-  }
-  fs::rename(tmp, file);
 }
 
 void link_or_copy(const fs::path& from, const fs::path& to) {
@@ -430,8 +418,8 @@ class Run {
     log_->set_level(spdlog::level::debug);
     board_ = std::make_unique<ProgressBoard>(opt_.progress_tty && !opt_.quiet, log_);
 
-    write_text_atomic(run_dir_ / "workflow.toml", wf_.text);
-    write_text_atomic(run_dir_ / "resolved.toml", resolved_toml(wf_));
+    store::write_text_atomic(run_dir_ / "workflow.toml", wf_.text);
+    store::write_text_atomic(run_dir_ / "resolved.toml", resolved_toml(wf_));
     // A stable pointer to the newest run (replaced atomically).
     fs::path latest = base / "latest", tmp = base / (".latest-" + std::to_string(::getpid()));
     std::error_code ec;
@@ -549,7 +537,7 @@ class Run {
                      const fs::path& entry) {
     for (auto& [port, a] : outs) store::write_artifact(*a, tmp / (port + ".h5"));
     nlohmann::json meta = {{"node", wf_.nodes[i].id}, {"plugin", wf_.nodes[i].plugin}, {"key", keys_[i]}};
-    write_text_atomic(tmp / "node.json", meta.dump(2));
+    store::write_text_atomic(tmp / "node.json", meta.dump(2));
     std::error_code ec;
     fs::remove_all(entry, ec);  // a stale entry from --no-cache
     fs::rename(tmp, entry);
@@ -609,7 +597,7 @@ class Run {
         }
     if (!any) return;
     fs::create_directories(run_dir_ / "report");
-    write_text_atomic(run_dir_ / "report" / "README.md", md);
+    store::write_text_atomic(run_dir_ / "report" / "README.md", md);
   }
 
   void write_provenance(const RunResult& r, double seconds) {
@@ -658,7 +646,7 @@ class Run {
       nodes.push_back(n);
     }
     j["nodes"] = nodes;
-    write_text_atomic(run_dir_ / "provenance.json", j.dump(2) + "\n");
+    store::write_text_atomic(run_dir_ / "provenance.json", j.dump(2) + "\n");
   }
 
   const Workflow& wf_;

@@ -1190,6 +1190,8 @@ void write_table_csv(const Table& t, const fs::path& file) {
   write_text(file, "table", out);
 }
 
+void write_text_atomic(const fs::path& file, const std::string& text) { write_text(file, "text file", text); }
+
 void write_table_markdown(const Table& t, const fs::path& file) { write_text(file, "table", table_to_markdown(t)); }
 
 std::string table_to_markdown(const Table& t) {

@@ -4,6 +4,7 @@
 #include <couplet/framework/executor.hpp>
 #include <couplet/framework/graph.hpp>
 #include <couplet/framework/plugins.hpp>
+#include <couplet/framework/store.hpp>
 #include <couplet/framework/workflow.hpp>
 
 #include <CLI/CLI.hpp>
@@ -13,7 +14,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -189,12 +189,7 @@ int main(int argc, char** argv) {
       std::string md = fw::reference_markdown(ps);
       if (docs_out.empty()) std::cout << md;
       else {
-        const std::string tmp = docs_out + ".tmp-" + std::to_string(::getpid());
-        std::ofstream out(tmp);
-        out << md;
-        if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
-        out.close();
-        fs::rename(tmp, docs_out);
+        couplet::store::write_text_atomic(docs_out, md);
       }
       return kOk;
     }

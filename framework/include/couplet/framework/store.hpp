@@ -94,6 +94,9 @@ std::shared_ptr<const Dataset> read_rows(const std::filesystem::path& file, std:
 /// RFC 4180 where needed. Atomic.
 void write_table_csv(const Table& t, const std::filesystem::path& file);
 
+/// Any text file (provenance, resolved workflows, docs), atomically and durably, like every artifact.
+void write_text_atomic(const std::filesystem::path& file, const std::string& text);
+
 /// The table as Markdown (table_to_markdown), atomically.
 void write_table_markdown(const Table& t, const std::filesystem::path& file);
 
