@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
-#include <unordered_map>
 
 namespace couplet::metrics {
 
@@ -54,37 +53,22 @@ Scores score(const std::vector<double>& pred, const std::vector<double>& obs) {
 
 Evaluation evaluate(const series::SiteSeries& pred, const series::SiteSeries& obs, double first_day,
                     double last_day) {
-  std::unordered_map<std::string, std::size_t> obs_site;
-  for (std::size_t s = 0; s < obs.n_sites(); ++s) obs_site.emplace(obs.sites[s], s);
-  std::string missing;
-  std::size_t n_missing = 0;
-  for (auto& site : pred.sites)
-    if (!obs_site.count(site) && n_missing++ < 10) missing += (missing.empty() ? "" : ", ") + site;
-  if (n_missing)
-    throw NodeError("the observations lack " + std::to_string(n_missing) + " of the prediction's sites: " +
-                    missing + (n_missing > 10 ? ", ..." : ""));
-
-  std::unordered_map<double, std::size_t> obs_time;
-  for (std::size_t t = 0; t < obs.n_times(); ++t) obs_time.emplace(obs.time[t], t);
-  // For each prediction time in the period, its index in the observations.
-  std::vector<std::pair<std::size_t, std::size_t>> common;
-  for (std::size_t t = 0; t < pred.n_times(); ++t) {
-    const double day = pred.time[t];
-    if (day < first_day || day >= last_day + 1) continue;  // last_day counts as a whole day
-    auto it = obs_time.find(day);
-    if (it != obs_time.end()) common.emplace_back(t, it->second);
-  }
+  // Observations on the prediction's axes: days they lack are NaN, which score() skips.
+  const std::vector<double> aligned = series::align(obs, pred.sites, pred.time, "observations", "prediction");
+  std::vector<std::size_t> period;
+  for (std::size_t t = 0; t < pred.n_times(); ++t)
+    if (pred.time[t] >= first_day && pred.time[t] < last_day + 1) period.push_back(t);  // last_day counts whole
 
   Evaluation e;
   e.sites = pred.sites;
   std::vector<double> all_p, all_o;
   for (std::size_t s = 0; s < pred.n_sites(); ++s) {
     const double* p = pred.row(s);
-    const double* o = obs.row(obs_site.at(pred.sites[s]));
+    const double* o = aligned.data() + s * pred.n_times();
     std::vector<double> ps, os;
-    for (auto [tp, to] : common) {
-      ps.push_back(p[tp]);
-      os.push_back(o[to]);
+    for (std::size_t t : period) {
+      ps.push_back(p[t]);
+      os.push_back(o[t]);
     }
     e.per_site.push_back(score(ps, os));
     all_p.insert(all_p.end(), ps.begin(), ps.end());

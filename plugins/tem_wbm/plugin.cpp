@@ -7,7 +7,6 @@
 #include <couplet/sdk.hpp>
 
 #include <cmath>
-#include <map>
 #include <memory>
 #include <mutex>
 
@@ -314,26 +313,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
 
     // Observations on the forcing's time axis.
     const auto obs = series::read_site_series(ctx.dataset("observation"), ctx.param<std::string>("variable"));
-    std::map<std::string, std::size_t> obs_row;
-    for (std::size_t i = 0; i < obs.sites.size(); ++i) obs_row.emplace(obs.sites[i], i);
-    std::map<double, std::size_t> obs_col;
-    for (std::size_t t = 0; t < obs.time.size(); ++t) obs_col.emplace(obs.time[t], t);
-    std::vector<double> o(ns * nt, tw::kNaN);
-    std::vector<std::string> unobserved;
-    for (std::size_t s = 0; s < ns; ++s) {
-      auto r = obs_row.find(in.sites[s]);
-      if (r == obs_row.end()) {
-        unobserved.push_back(in.sites[s]);
-        continue;
-      }
-      for (std::size_t t = 0; t < nt; ++t) {
-        auto c = obs_col.find(in.time[t]);
-        if (c != obs_col.end()) o[s * nt + t] = obs.row(r->second)[c->second];
-      }
-    }
-    if (!unobserved.empty())
-      throw NodeError("observation has no site '" + unobserved.front() + "'" +
-                      (unobserved.size() > 1 ? " (and " + std::to_string(unobserved.size() - 1) + " more)" : ""));
+    const std::vector<double> o = series::align(obs, in.sites, in.time, "observations", "forcing");
 
     // The scored window, as indices into the forcing's days.
     const auto warmup = static_cast<std::size_t>(ctx.param<std::int64_t>("warmup_days"));

@@ -12,7 +12,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <limits>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -92,6 +94,35 @@ inline SiteSeries read_site_series(const Dataset& ds, const std::string& variabl
     for (std::size_t i = 0; i < nt; ++i)
       for (std::size_t s = 0; s < ns; ++s) t[s * nt + i] = out.values[i * ns + s];
     out.values = std::move(t);
+  }
+  return out;
+}
+
+/// `src`'s values on other site and time axes (site-major, sites × time; NaN on days `src` lacks). Every
+/// site must be in `src`: otherwise a NodeError says so in the callers' words, e.g. "the observations
+/// lack 2 of the prediction's sites: Z1, Z2" for src_name "observations", target_name "prediction".
+inline std::vector<double> align(const SiteSeries& src, const std::vector<std::string>& sites,
+                                 const std::vector<double>& time, const std::string& src_name,
+                                 const std::string& target_name) {
+  std::unordered_map<std::string, std::size_t> row;
+  for (std::size_t s = 0; s < src.n_sites(); ++s) row.emplace(src.sites[s], s);
+  std::string missing;
+  std::size_t n_missing = 0;
+  for (const auto& site : sites)
+    if (!row.count(site) && n_missing++ < 10) missing += (missing.empty() ? "" : ", ") + site;
+  if (n_missing)
+    throw NodeError("the " + src_name + " lack " + std::to_string(n_missing) + " of the " + target_name +
+                    "'s sites: " + missing + (n_missing > 10 ? ", ..." : ""));
+  std::unordered_map<double, std::size_t> col;
+  for (std::size_t t = 0; t < src.n_times(); ++t) col.emplace(src.time[t], t);
+  std::vector<std::size_t> from(time.size(), src.n_times());  // n_times(): not in src
+  for (std::size_t t = 0; t < time.size(); ++t)
+    if (auto it = col.find(time[t]); it != col.end()) from[t] = it->second;
+  std::vector<double> out(sites.size() * time.size(), std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t s = 0; s < sites.size(); ++s) {
+    const double* r = src.row(row.at(sites[s]));
+    for (std::size_t t = 0; t < time.size(); ++t)
+      if (from[t] < src.n_times()) out[s * time.size() + t] = r[from[t]];
   }
   return out;
 }
