@@ -33,16 +33,6 @@ std::string Hasher::hex() {
   return std::string(buf, 40);
 }
 
-std::uint64_t derive_seed(std::uint64_t workflow_seed, const std::string& node_id) {
-  // FNV-1a over the id, mixed with the seed by splitmix64: cheap, stable, well spread.
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : node_id) h = (h ^ c) * 1099511628211ULL;
-  std::uint64_t z = workflow_seed + 0x9E3779B97F4A7C15ULL * (h | 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 namespace {
 std::string stamp(const fs::path& f) {
   std::error_code ec;

@@ -109,13 +109,6 @@ std::shared_ptr<Surrogate> slot_surrogate(Context& ctx, const std::string& port,
 
 namespace {
 
-// A site's search seed from the node seed and its name: independent of thread count and site order.
-std::uint64_t site_seed(std::uint64_t node_seed, const std::string& site) {
-  std::uint64_t h = 1469598103934665603ULL ^ node_seed;
-  for (unsigned char c : site) h = (h ^ c) * 1099511628211ULL;
-  return h;
-}
-
 // Model configuration parameters shared by tem_wbm.simulate and tem_wbm.calibrate.
 void declare_model_params(NodeBuilder& node) {
   node
@@ -273,7 +266,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   });
 
   auto cal = plugin.node("tem_wbm.calibrate");
-  cal.version("1")
+  cal.version("2")  // 2: per-site seeds from the SDK's derive_seed
       .summary("Calibrates the water balance model per site against observed SSM (DE search + LM polish)")
       .doc("Estimates, per site, the spec's section 3.1 parameters within their bounds: upland theta_sat, "
            "k_sat, psi_sat, b, i_rmax, g_max, e_r; wetland q_drmax, i_rmax, g_max, e_r. k_sat, psi_sat and "
@@ -345,7 +338,8 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
         ns, ctx.threads(),
         [&](std::size_t s) {
           tw::CalibrationOptions site_opt = copt;
-          site_opt.search.seed = site_seed(ctx.seed(), in.sites[s]);
+          // By name: independent of thread count and of which other sites are in the run.
+          site_opt.search.seed = derive_seed(ctx.seed(), in.sites[s]);
           const double* obs_s = o.data() + s * nt;
           std::size_t n_obs = 0;
           for (std::size_t t = first; t < n_days; ++t) n_obs += !std::isnan(obs_s[t]);

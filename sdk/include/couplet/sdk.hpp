@@ -4,6 +4,7 @@
 #include <couplet/context.hpp>
 #include <couplet/node.hpp>
 #include <couplet/plugin.hpp>
+#include <couplet/seed.hpp>
 #include <couplet/series.hpp>
 #include <couplet/time.hpp>
 #include <couplet/version.hpp>

@@ -1,6 +1,8 @@
 // couplet framework — content hashes for cache keys, and seed derivation.
 #pragma once
 
+#include <couplet/seed.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -20,8 +22,8 @@ class Hasher {
   Impl* impl_;
 };
 
-/// A node's seed from the workflow seed and the node id (stable across platforms and runs).
-std::uint64_t derive_seed(std::uint64_t workflow_seed, const std::string& node_id);
+/// A node's seed is derive_seed(workflow seed, node id): the SDK's derivation, which nodes use too.
+using couplet::derive_seed;
 
 /// Identity of what a path names, for cache keys: sizes and modification times of the file, or of
 /// every file below a directory (sorted). A missing path gives "missing".
