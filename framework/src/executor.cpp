@@ -330,9 +330,11 @@ class Run {
     log_->info("run {} -> {}", wf_.name, run_dir_.string());
     log_->info("{} nodes, {} job(s), {} thread(s) per node", n_, opt_.jobs, opt_.threads);
 
-    // Nodes whose whole cone is cached are never loaded: only executed nodes pull inputs.
+    // Nodes whose whole cone is cached are never loaded: only executed nodes pull inputs. A node without
+    // outputs exists for its effect outside the run (e.g. writing a file): a cache hit would skip it.
     for (std::size_t i = 0; i < n_; ++i)
-      if (opt_.reuse_cache && fs::is_directory(cache_dir_ / keys_[i])) cached_[i] = true;
+      if (opt_.reuse_cache && !wf_.nodes[i].type->decl->outputs.empty() && fs::is_directory(cache_dir_ / keys_[i]))
+        cached_[i] = true;
 
     std::vector<int> state(n_, 0);  // 0 waiting, 1 running, 2 done
     std::vector<std::thread> pool;
