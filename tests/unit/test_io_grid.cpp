@@ -1,5 +1,5 @@
 // io_grid: the ERA5/ERA5-Land and SMAP readers and the NetCDF-4 writer, on the real sample files in
-// ../shared/data/era5land_smap_samples (outside the repository) and on small bad-input files made here.
+// data/era5land_smap_samples (bundled copies of ../shared/data/era5land_smap_samples) and on small bad-input files made here.
 // The expected numbers were read independently with h5py 3.7 + numpy (Debian's /usr/bin/python3), as
 // each comment says; hdf5-tools (h5dump) is not installed on the build machines.
 #include "common.hpp"
@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kSamples = fs::path(COUPLET_SOURCE_DIR) / ".." / "shared" / "data" / "era5land_smap_samples" / "data";
+const fs::path kSamples = fs::path(COUPLET_SOURCE_DIR) / "data" / "era5land_smap_samples";
 const fs::path kEra5Wa = kSamples / "ERA5" / "Western-Australia";
 const fs::path kEra5WaJan = kEra5Wa / "ERA5_Western-Australia_20200101_20200128.nc";  // ERA5-Land 0.1°, 744 h
 const fs::path kEra5WaOct = kEra5Wa / "ERA5_Western-Australia_2020_10_01_07.nc";      // ERA5 0.25°, 168 h
@@ -34,7 +34,7 @@ const fs::path kSmapWa = kSamples / "SMAP" / "Western-Australia_20200101_2020022
 // The sample data is outside the repository: say so clearly instead of failing on a file name.
 void require_samples() {
   REQUIRE_MESSAGE(fs::is_directory(kSamples), "the sample data is missing: expected " << kSamples.string()
-                                                                                     << " (../shared/data/era5land_smap_samples)");
+                                                                                     << " (data/era5land_smap_samples)");
 }
 
 template <class F> std::string error_of(F&& f) {
