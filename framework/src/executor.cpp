@@ -212,6 +212,16 @@ class NodeContext final : public Context {
       throw NodeError("input '" + port + "': " + e.what());
     }
   }
+  std::shared_ptr<const Dataset> input_header(const std::string& port) const override {
+    if (!connected(port)) throw NodeError("input '" + port + "' is not connected");
+    if (!input_chunking(port).streamed())
+      throw NodeError("input '" + port + "' was written whole, not streamed: read it with dataset()");
+    try {
+      return store::read_header(in_.file(port));
+    } catch (const std::exception& e) {
+      throw NodeError("input '" + port + "': " + e.what());
+    }
+  }
   void set_output(const std::string& port, std::shared_ptr<const Artifact> a) override {
     const PortDecl& p = output_decl(port);
     if (!a) throw NodeError("node writes a null artifact to output '" + port + "'");

@@ -603,7 +603,7 @@ hsize_t dimension_size(hid_t file, const std::string& d) {
 // Reads the dimensions and the variables listed under `list_attr` from the root group into `out`;
 // with `rows`, only those rows of dimension `chunk_dim` (which variables may use as their first only).
 void read_variables(hid_t file, const char* list_attr, Dataset& out, const std::string& chunk_dim = "",
-                    const RowRange* rows = nullptr) {
+                    const RowRange* rows = nullptr, const std::set<std::string>* skip = nullptr) {
   for (const auto& d : split(read_attr(file, "couplet_dims", "the root group"))) {
     const std::string owner = "dimension '" + d + "'";
     if (H5Lexists(file, d.c_str(), H5P_DEFAULT) <= 0)
@@ -618,6 +618,7 @@ void read_variables(hid_t file, const char* list_attr, Dataset& out, const std::
   }
   if (rows && !out.has_dim(chunk_dim)) throw std::runtime_error("chunk dimension '" + chunk_dim + "' is missing");
   for (const auto& name : split(read_attr(file, list_attr, "the root group"))) {
+    if (skip && skip->count(name)) continue;
     const std::string owner = "variable '" + name + "'";
     const std::string renamed = kNonCoordPrefix + name;
     const std::string link = H5Lexists(file, renamed.c_str(), H5P_DEFAULT) > 0 ? renamed : name;
@@ -1063,6 +1064,9 @@ ChunkedDatasetFile::ChunkedDatasetFile(const fs::path& file, const ChunkedLayout
     m.h5 = std::make_unique<Id>(create_hdf5(m.temp));
     write_attr(*m.h5, "couplet_artifact", "dataset");
     write_attr(*m.h5, "couplet_chunk_dim", m.dim);
+    std::vector<std::string> streamed_names;
+    for (const auto& v : m.vars) streamed_names.push_back(v.name);
+    write_attr(*m.h5, "couplet_streamed", join(streamed_names));  // so read_header can leave them out
     write_variables(*m.h5, schema, "couplet_variables", m.vars, m.rows_per_chunk);
     write_attrs(*m.h5, layout.header.attrs, "the artifact");
   } catch (const std::exception& e) {
@@ -1166,6 +1170,27 @@ std::shared_ptr<const Dataset> read_rows(const fs::path& file, std::size_t begin
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot read rows " + row_range(begin, begin + count) + " of artifact '" + file.string() +
                              "': " + e.what());
+  }
+}
+
+std::shared_ptr<const Dataset> read_header(const fs::path& file) {
+  try {
+    if (!fs::exists(file)) throw std::runtime_error("no such file");
+    Hdf5Session session;
+    std::string kind;
+    Id f = open_artifact(file, kind);
+    if (kind != "dataset" || !has_attr(f, "couplet_chunk_dim"))
+      throw std::runtime_error("not a streamed Dataset (it was written whole: read it with read_artifact)");
+    if (!has_attr(f, "couplet_streamed"))
+      throw std::runtime_error("it does not list its streamed variables (written by an older couplet: re-run its producer)");
+    const auto names = split(read_attr(f, "couplet_streamed", "the root group"));
+    const std::set<std::string> skip(names.begin(), names.end());
+    auto ds = std::make_shared<Dataset>();
+    read_variables(f, "couplet_variables", *ds, "", nullptr, &skip);
+    ds->attrs = read_attrs(f, "the root group");
+    return ds;
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot read the header of artifact '" + file.string() + "': " + e.what());
   }
 }
 

@@ -6,7 +6,9 @@
 
 #include <couplet/sdk.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <set>
 #include <memory>
 #include <mutex>
 
@@ -190,7 +192,7 @@ tw::SimulateConfig config_from(Context& ctx) {
 
 COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   auto node = plugin.node("tem_wbm.simulate");
-  node.version("1")
+  node.version("2")  // 2: outputs streamed along site in blocks (block_sites)
       .summary("TEM-style daily soil water balance: upland six-layer Richards column or two-zone wetland")
       .doc("Implements shared/specs/tem-wbm.md v1.0 cell by cell (sites are independent): degree-day snow, "
            "canopy interception (I_RMAX), Beer's-law radiation partition (E_R), Penman-Monteith transpiration "
@@ -231,7 +233,9 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       .param(param_strings("outputs", std::vector<std::string>{},
                            "fluxes variables to produce; empty: all (a large run may want only SSM)")
                  .one_of(tw::flux_names()))
-      .param(param_bool("layer_output", true, "produce theta per layer in `layers`"));
+      .param(param_bool("layer_output", true, "produce theta per layer in `layers`"))
+      .param(param_int("block_sites", 256, "sites simulated, read and written per block (memory: one block of "
+                                            "forcing and outputs at a time)").bounds(1, 1e9));
   declare_model_params(node);
   node.run([](Context& ctx) {
     tw::SimulateConfig cfg = config_from(ctx);
@@ -255,14 +259,70 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
     const Table* params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
     ctx.check_cancelled();
-    auto result = tw::simulate(ctx.dataset("forcing"), statics, params, cfg, slots,
-                               [&](std::size_t done, std::size_t total) {
-                                 ctx.check_cancelled();
-                                 ctx.progress(static_cast<double>(done), static_cast<double>(total), "sites");
-                               });
-    for (const auto& w : result.warnings) ctx.warn(w);
-    ctx.set_output("fluxes", result.fluxes);
-    ctx.set_output("layers", result.layers);
+
+    // Sites stream through in blocks: the forcing is read (when its producer streamed it) and the outputs
+    // written block by block, so a global run never holds more than one block of either.
+    const Chunking chunking = ctx.input_chunking("forcing");
+    if (chunking.streamed() && chunking.dim != "site")
+      throw NodeError("input 'forcing' is streamed along '" + chunking.dim + "'; tem_wbm.simulate needs it along 'site'");
+    std::shared_ptr<const Dataset> head;
+    const Dataset* whole = nullptr;
+    if (chunking.streamed()) {
+      head = ctx.input_header("forcing");
+    } else {
+      whole = &ctx.dataset("forcing");
+    }
+    const Dataset& header = whole ? *whole : *head;
+    const std::vector<std::string> sites = series::site_names(header);
+    const std::vector<double> time = series::time_days(header);
+    const std::size_t ns = sites.size(), nt = time.size();
+    const auto block = static_cast<std::size_t>(ctx.param<std::int64_t>("block_sites"));
+
+    if (ns == 0) throw NodeError("input 'forcing' has no sites");
+
+    // Output layouts: the coordinates whole, the model's variables streamed along site.
+    ChunkedLayout fl{"site", ns, {}, {}}, ll{"site", ns, {}, {}};
+    fl.header.attrs = tw::flux_dataset_attributes();
+    fl.header.add(series::site_coord(sites));
+    fl.header.add(series::time_coord(time));
+    for (const auto& name : cfg.outputs.empty() ? tw::flux_names() : cfg.outputs)
+      fl.variables.push_back({name, {"site", "time"}, {nt}, DType::Float64, tw::flux_attributes(name)});
+    ll.header.add(series::site_coord(sites));
+    ll.header.add(series::time_coord(time));
+    for (auto& v : tw::layer_coordinates(cfg.options)) ll.header.add(std::move(v));
+    if (cfg.layer_output)
+      ll.variables.push_back({"theta", {"site", "time", "layer"}, {nt, std::size_t{tw::kN}}, DType::Float64,
+                              tw::theta_attributes()});
+    else  // nothing to stream: the coordinates alone
+      ctx.set_output("layers", std::make_shared<Dataset>(ll.header));
+    auto flux_out = ctx.chunked_output("fluxes", fl);
+    auto layer_out = cfg.layer_output ? ctx.chunked_output("layers", ll) : nullptr;
+
+    std::vector<std::string> warnings;
+    std::set<std::string> seen;
+    const std::size_t n_blocks = (ns + block - 1) / block;
+    for (std::size_t b = 0; b < ns; b += block) {
+      const std::size_t n = std::min(block, ns - b);
+      const Dataset rows = whole ? series::slice_rows(*whole, "site", b, n) : Dataset(*ctx.input_rows("forcing", b, n));
+      auto result = tw::simulate(rows, statics, params, cfg, slots, [&](std::size_t done, std::size_t) {
+        ctx.check_cancelled();
+        ctx.progress(static_cast<double>(b + done), static_cast<double>(ns), "sites");
+      });
+      for (const auto& w : result.warnings) {
+        const std::string msg = n_blocks == 1 || w.rfind("node parameters used", 0) == 0
+                                    ? w
+                                    : "sites " + std::to_string(b + 1) + "-" + std::to_string(b + n) + ": " + w;
+        if (seen.insert(msg).second) warnings.push_back(msg);
+      }
+      Dataset fx, ly;
+      for (const auto& spec : fl.variables) fx.add(result.fluxes->var(spec.name));
+      for (const auto& spec : ll.variables) ly.add(result.layers->var(spec.name));
+      flux_out->write(b, fx);
+      if (layer_out) layer_out->write(b, ly);
+    }
+    for (const auto& w : warnings) ctx.warn(w);
+    flux_out->close();
+    if (layer_out) layer_out->close();
   });
 
   auto cal = plugin.node("tem_wbm.calibrate");

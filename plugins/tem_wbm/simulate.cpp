@@ -102,8 +102,35 @@ const std::vector<std::string>& flux_names() {
   return names;
 }
 
-namespace {
+Attributes flux_attributes(const std::string& name) {
+  for (const auto& f : kFluxVars)
+    if (name == f.name) return {{"units", f.units}, {"long_name", f.long_name}};
+  throw NodeError("'" + name + "' is not an output of the model (outputs: " + join(flux_names()) + ")");
+}
 
+Attributes flux_dataset_attributes() {
+  return {{"model", "TEM-style daily water balance (shared/specs/tem-wbm.md v1.0)"}};
+}
+
+std::vector<Variable> layer_coordinates(const Options& o) {
+  std::vector<double> layer(kN), z_top(kN), dz(kN);
+  double top = 0;
+  for (int i = 0; i < kN; ++i) {
+    layer[i] = i + 1;
+    z_top[i] = top;
+    dz[i] = o.dz[i];
+    top += dz[i];
+  }
+  return {Variable("layer", {"layer"}, {std::size_t{kN}}, layer, {{"long_name", "soil layer, 1 = top"}}),
+          Variable("z_top", {"layer"}, {std::size_t{kN}}, z_top, {{"units", "mm"}, {"long_name", "depth of layer top"}}),
+          Variable("dz", {"layer"}, {std::size_t{kN}}, dz, {{"units", "mm"}, {"long_name", "layer thickness"}})};
+}
+
+Attributes theta_attributes() {
+  return {{"units", "m3 m-3"}, {"long_name", "volumetric water content (wetland: layer means of the diagnosed profile)"}};
+}
+
+namespace {
 
 void write_day(const DayOut& d, double* const* out, std::size_t k, bool aborted) {
   const double v[kNFlux] = {d.IF, d.EV, d.ES, d.DR, d.RO, d.EI, d.ET_total, d.rain, d.snowfall, d.melt, d.SSM,
@@ -387,27 +414,15 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
   for (std::size_t j = 0; j < kNFlux; ++j)
     if (selected[j])
       fx->add(Variable(kFluxVars[j].name, {"site", "time"}, {ns, nt}, std::move(flux[j]),
-                     {{"units", kFluxVars[j].units}, {"long_name", kFluxVars[j].long_name}}));
-  fx->attrs["model"] = "TEM-style daily water balance (shared/specs/tem-wbm.md v1.0)";
+                     flux_attributes(kFluxVars[j].name)));
+  fx->attrs = flux_dataset_attributes();
 
   auto ly = std::make_shared<Dataset>();
   ly->add(series::site_coord(sites));
   ly->add(series::time_coord(time));
-  std::vector<double> layer(kN), z_top(kN), dz(kN);
-  double top = 0;
-  for (int i = 0; i < kN; ++i) {
-    layer[i] = i + 1;
-    z_top[i] = top;
-    dz[i] = cfg.options.dz[i];
-    top += dz[i];
-  }
-  ly->add(Variable("layer", {"layer"}, {std::size_t{kN}}, layer, {{"long_name", "soil layer, 1 = top"}}));
-  ly->add(Variable("z_top", {"layer"}, {std::size_t{kN}}, z_top, {{"units", "mm"}, {"long_name", "depth of layer top"}}));
-  ly->add(Variable("dz", {"layer"}, {std::size_t{kN}}, dz, {{"units", "mm"}, {"long_name", "layer thickness"}}));
+  for (auto& v : layer_coordinates(cfg.options)) ly->add(std::move(v));
   if (cfg.layer_output)
-    ly->add(Variable("theta", {"site", "time", "layer"}, {ns, nt, std::size_t{kN}}, std::move(theta),
-                   {{"units", "m3 m-3"},
-                    {"long_name", "volumetric water content (wetland: layer means of the diagnosed profile)"}}));
+    ly->add(Variable("theta", {"site", "time", "layer"}, {ns, nt, std::size_t{kN}}, std::move(theta), theta_attributes()));
   res.fluxes = fx;
   res.layers = ly;
   return res;

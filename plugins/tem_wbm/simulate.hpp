@@ -83,6 +83,13 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
 
 /// Names of the `fluxes` output variables, in order.
 const std::vector<std::string>& flux_names();
+/// The output schema, for writers that stream the outputs (the node) and for simulate() itself:
+/// attributes of a `fluxes` variable (throws NodeError for an unknown name), of the `fluxes` Dataset,
+/// the `layers` coordinates (layer, z_top, dz) and the attributes of `theta`.
+Attributes flux_attributes(const std::string& name);
+Attributes flux_dataset_attributes();
+std::vector<Variable> layer_coordinates(const Options& o);
+Attributes theta_attributes();
 /// Names of the calibrated parameters accepted as `params` table columns (§3.1 code names).
 const std::vector<std::string>& param_names();
 /// The member of `p` a §3.1 code name denotes, or nullptr.

@@ -451,6 +451,16 @@ TEST_CASE("store: a streamed Dataset reads back whole and by rows, the same what
   CHECK(store::read_rows(s / "shuffled.h5", kSites, 0)->dim("site") == 0);
   CHECK(error_of([&] { store::read_rows(s / "shuffled.h5", 490, 20); }).find("rows [490, 510)") != std::string::npos);
   CHECK(error_of([&] { store::read_rows(s / "whole.h5", 0, 1); }).find("not a streamed Dataset") != std::string::npos);
+
+  // the header: coordinates whole (site names included), no streamed variable read
+  auto head = store::read_header(s / "shuffled.h5");
+  CHECK(head->dim("site") == kSites);
+  CHECK(head->var("site").values<std::string>().back() == "S" + std::to_string(kSites - 1));
+  CHECK(head->var("time").size() == kDays);
+  CHECK_FALSE(head->has("ssm"));
+  CHECK_FALSE(head->has("temp"));
+  CHECK(head->attrs.at("title") == "streamed");
+  CHECK(error_of([&] { store::read_header(s / "whole.h5"); }).find("not a streamed Dataset") != std::string::npos);
 }
 
 TEST_CASE("store: a streamed Dataset with rows missing or written twice is refused, and leaves nothing") {

@@ -11,6 +11,7 @@
 #include "tem_wbm/simulate.hpp"
 
 #include <couplet/context.hpp>
+#include <couplet/framework/store.hpp>
 #include <couplet/series.hpp>
 #include <couplet/time.hpp>
 
@@ -25,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -1099,6 +1101,58 @@ TEST_CASE("tem_wbm: workflows/pb_uscrn.toml runs; the node's artifacts are byte-
   CHECK(bad.code != 0);
   CHECK(bad.text.find("is missing at site '") != std::string::npos);
   CHECK(bad.text.find("(fill = \"error\"") != std::string::npos);
+  fs::remove_all(tmp);
+}
+
+TEST_CASE("tem_wbm: simulate streams sites in blocks: streamed forcing, small blocks and one block agree") {
+  namespace fs = std::filesystem;
+  const fs::path tmp = fs::temp_directory_path() / ("couplet-tem-wbm-stream-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  const std::string data = std::string(COUPLET_SOURCE_DIR) + "/data/uscrn";
+  {
+    std::ofstream w(tmp / "stream.toml");
+    w << "couplet = 1\nname = \"stream\"\nseed = 1\n\n"
+      << "[[node]]\nid = \"sites\"\nplugin = \"io.uscrn\"\nparams = { dir = \"" << data
+      << "\", stations = [\"KS_Manhattan_6_SSW\", \"IA_Des_Moines_17_E\", \"IL_Shabbona_5_NNE\", \"OK_Stillwater_2_W\", "
+         "\"AL_Selma_13_WNW\"], start = \"2017-01-01\", end = \"2017-12-31\" }\n\n"
+      << "[[node]]\nid = \"restream\"\nplugin = \"testing.restream\"\ninputs = { data = \"sites.forcing\" }\n"
+      << "params = { chunk = 2 }\n\n"
+      << "[[node]]\nid = \"whole\"\nplugin = \"tem_wbm.simulate\"\ninputs = { forcing = \"sites.forcing\", statics = \"sites.sites\" }\n"
+      << "params = { fill = \"linear\", max_gap = 10, lai = 2.0 }\n\n"
+      << "[[node]]\nid = \"blocks\"\nplugin = \"tem_wbm.simulate\"\ninputs = { forcing = \"sites.forcing\", statics = \"sites.sites\" }\n"
+      << "params = { fill = \"linear\", max_gap = 10, lai = 2.0, block_sites = 2 }\n\n"
+      << "[[node]]\nid = \"streamed\"\nplugin = \"tem_wbm.simulate\"\ninputs = { forcing = \"restream.streamed\", statics = \"sites.sites\" }\n"
+      << "params = { fill = \"linear\", max_gap = 10, lai = 2.0, block_sites = 3, outputs = [\"SSM\", \"DR\"], layer_output = false }\n";
+  }
+  const std::string cli = std::string(COUPLET_CLI) + " --plugin-path " + COUPLET_PLUGIN_DIR + " --plugin-path " +
+                          COUPLET_TEST_PLUGIN_DIR + "/good run -q -t 2 --runs-dir " + (tmp / "runs").string() + " " +
+                          (tmp / "stream.toml").string();
+  const Shell r = shell(cli);
+  INFO(r.text);
+  REQUIRE(r.code == 0);
+  const fs::path art = tmp / "runs/stream/latest/artifacts";
+  auto same_bits = [](const std::vector<double>& a, const std::vector<double>& b) {  // NaN-aware
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+  };
+  auto load = [&](const std::string& f) { return std::dynamic_pointer_cast<const couplet::Dataset>(couplet::store::read_artifact(art / f)); };
+  const auto whole = load("whole/fluxes.h5"), blocks = load("blocks/fluxes.h5"), streamed = load("streamed/fluxes.h5");
+  REQUIRE(whole);
+  REQUIRE(blocks);
+  REQUIRE(streamed);
+  CHECK(couplet::series::site_names(*blocks) == couplet::series::site_names(*whole));
+  CHECK(couplet::series::site_names(*streamed) == couplet::series::site_names(*whole));
+  for (const auto& v : whole->variables())
+    if (v.dtype() != couplet::DType::String) CHECK_MESSAGE(same_bits(blocks->var(v.name()).as_double(), v.as_double()), v.name());
+  CHECK(same_bits(streamed->var("SSM").as_double(), whole->var("SSM").as_double()));
+  CHECK(same_bits(streamed->var("DR").as_double(), whole->var("DR").as_double()));
+  CHECK_FALSE(streamed->has("EV"));
+  CHECK(blocks->attrs.at("model") == whole->attrs.at("model"));
+  const auto lw = load("whole/layers.h5"), lb = load("blocks/layers.h5"), ls = load("streamed/layers.h5");
+  CHECK(same_bits(lb->var("theta").as_double(), lw->var("theta").as_double()));
+  CHECK(lb->var("theta").attr("units") == "m3 m-3");
+  CHECK_FALSE(ls->has("theta"));
+  CHECK(ls->var("dz").as_double() == lw->var("dz").as_double());
   fs::remove_all(tmp);
 }
 #endif

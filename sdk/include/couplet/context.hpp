@@ -77,6 +77,9 @@ class COUPLET_API Context {
   /// still reads a streamed input, but whole: fine for small ones.
   virtual std::shared_ptr<const Dataset> input_rows(const std::string& port, std::size_t begin,
                                                     std::size_t count) const = 0;
+  /// The header of a streamed Dataset input: its dimensions and the variables its producer gave whole
+  /// (ChunkedLayout::header: coordinates such as site(site), time(time)), without reading any row.
+  virtual std::shared_ptr<const Dataset> input_header(const std::string& port) const = 0;
 
   /// Behaviour for a Model artifact, from the plugin that registered its type.
   virtual std::shared_ptr<Predictor> predictor(const Model& m) const = 0;

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <type_traits>
 #include <limits>
 #include <string>
 #include <unordered_map>
@@ -143,6 +144,36 @@ inline std::int64_t date_param(const std::string& param, const std::string& valu
   } catch (const std::invalid_argument& e) {
     throw NodeError("parameter '" + param + "': " + e.what());
   }
+}
+
+/// Rows [begin, begin + count) along `dim` of every variable whose first dimension is `dim` (the others
+/// whole), with the attributes: the in-memory twin of Context::input_rows for a Dataset written whole.
+inline Dataset slice_rows(const Dataset& ds, const std::string& dim, std::size_t begin, std::size_t count) {
+  if (!ds.has_dim(dim) || begin > ds.dim(dim) || count > ds.dim(dim) - begin)
+    throw std::out_of_range("rows " + std::to_string(begin) + "+" + std::to_string(count) + " outside dimension '" +
+                            dim + "'");
+  Dataset out;
+  out.attrs = ds.attrs;
+  for (const auto& v : ds.variables()) {
+    if (v.dims().empty() || v.dims()[0] != dim) {
+      out.add(v);
+      continue;
+    }
+    auto shape = v.shape();
+    const std::size_t row = shape[0] ? v.size() / shape[0] : 0;
+    shape[0] = count;
+    auto cut = [&](const auto& vals) {
+      using T = typename std::decay_t<decltype(vals)>::value_type;
+      return std::vector<T>(vals.begin() + static_cast<std::ptrdiff_t>(begin * row),
+                            vals.begin() + static_cast<std::ptrdiff_t>((begin + count) * row));
+    };
+    switch (v.dtype()) {
+      case DType::Float64: out.add(Variable(v.name(), v.dims(), shape, cut(v.values<double>()), v.attrs())); break;
+      case DType::Float32: out.add(Variable(v.name(), v.dims(), shape, cut(v.values<float>()), v.attrs())); break;
+      default: out.add(Variable(v.name(), v.dims(), shape, cut(v.values<std::string>()), v.attrs())); break;
+    }
+  }
+  return out;
 }
 
 }  // namespace couplet::series

@@ -1,5 +1,6 @@
 // The `testing` plugin: small nodes with known behaviour for executor, cache and validation tests.
 #include <couplet/sdk.hpp>
+#include <couplet/series.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -138,6 +139,40 @@ COUPLET_PLUGIN("testing", "1.0.0") {
       .run([](Context& ctx) {
         auto p = ctx.predictor(ctx.model("model"));
         ctx.set_output("data", p->predict(ctx.dataset("data")));
+      });
+
+  // Re-writes any Dataset as a streamed one, so that a consumer's streamed-input path can be tested
+  // against its whole-input path on the same data.
+  plugin.node("testing.restream")
+      .summary("Copies a Dataset, streaming its numeric variables along `dim` in blocks of `chunk` rows")
+      .input("data", ArtifactKind::Dataset, "any Dataset with dimension `dim`")
+      .output("streamed", ArtifactKind::Dataset, "the same Dataset, streamed along `dim`")
+      .param(param_string("dim", "site", "chunk dimension"))
+      .param(param_int("chunk", 2, "rows per block").bounds(1, 1e8))
+      .run([](Context& ctx) {
+        const Dataset& in = ctx.dataset("data");
+        const auto dim = ctx.param<std::string>("dim");
+        const auto chunk = static_cast<std::size_t>(ctx.param<std::int64_t>("chunk"));
+        if (!in.has_dim(dim)) throw NodeError("input has no dimension '" + dim + "'");
+        const std::size_t n = in.dim(dim);
+        ChunkedLayout layout{dim, n, {}, {}};
+        layout.header.attrs = in.attrs;
+        for (const auto& v : in.variables()) {
+          const bool along = !v.dims().empty() && v.dims()[0] == dim;
+          if (!along || v.dtype() == DType::String || v.dims().size() == 1 && v.name() == dim) {
+            layout.header.add(v);
+          } else {
+            layout.variables.push_back({v.name(), v.dims(), {v.shape().begin() + 1, v.shape().end()}, v.dtype(), v.attrs()});
+          }
+        }
+        auto out = ctx.chunked_output("streamed", layout);
+        for (std::size_t b = 0; b < n; b += chunk) {
+          const Dataset rows = series::slice_rows(in, dim, b, std::min(chunk, n - b));
+          Dataset streamed;
+          for (const auto& spec : layout.variables) streamed.add(rows.var(spec.name));
+          out->write(b, streamed);
+        }
+        out->close();
       });
 
   // Streams x(i) = i and y(i, k) = 10 i + k (k < 3) in blocks, the way a global run writes cells.

@@ -90,6 +90,10 @@ Chunking chunking(const std::filesystem::path& file);
 /// dimension is the chunk dimension are sliced, the others read whole. Throws naming the file and rows.
 std::shared_ptr<const Dataset> read_rows(const std::filesystem::path& file, std::size_t begin, std::size_t count);
 
+/// The header of a file written by ChunkedDatasetFile: every dimension and every variable that was not
+/// streamed, whole (coordinates along the chunk dimension included), without reading a streamed row.
+std::shared_ptr<const Dataset> read_header(const std::filesystem::path& file);
+
 /// CSV with a header row of column names; numbers as %.10g, NaN as an empty field; fields quoted per
 /// RFC 4180 where needed. Atomic.
 void write_table_csv(const Table& t, const std::filesystem::path& file);
