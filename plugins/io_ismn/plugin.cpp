@@ -30,7 +30,7 @@ COUPLET_PLUGIN("io_ismn", "0.1.0") {
       .param(param_float("depth_from", 0.0, "shallowest sensor top kept").bounds(0, 10).in_units("m"))
       .param(param_float("depth_to", 0.05, "deepest sensor bottom kept").bounds(0, 10).in_units("m"))
       .param(param_strings("good_flags", std::vector<std::string>{"G"},
-                           "ISMN quality flags kept (G = good; C01-C03, D01-D10, M are screened out by default)"))
+                           "ISMN quality flags kept (G = good; the others, e.g. C01, D04, M, are screened out by default)"))
       .param(param_int("min_values", 1, "kept values a UTC day needs for its daily mean (ISMN data are hourly: "
                                         "e.g. 12 keeps only days at least half covered)")
                  .bounds(1, 1440))
