@@ -1,6 +1,8 @@
 // io_uscrn: the daily01 parser, the derived variables and the Datasets, checked against values read by
 // hand from the bundled files (data/uscrn).
 #include "io_uscrn/uscrn.hpp"
+#include "io_statics/statics.hpp"
+#include "tem_wbm/simulate.hpp"
 
 #include <couplet/context.hpp>
 #include <couplet/time.hpp>
@@ -309,4 +311,111 @@ TEST_CASE("uscrn: bad selections are NodeErrors that say what is valid") {
 
   opt.dir = kBad;  // no stations.csv there
   CHECK(error_of([&] { uscrn::load(opt); }).find("cannot open") != std::string::npos);
+}
+
+// ---- statics (io.statics_csv) on the USCRN sites --------------------------------------------------------
+
+namespace {
+
+uscrn::Loaded two_stations() {
+  uscrn::LoadOptions opt;
+  opt.dir = kData;
+  opt.stations = {"AL_Gadsden_19_N", "CA_Merced_23_WSW"};
+  opt.start = parse_date("2017-01-01");
+  opt.end = parse_date("2017-01-31");
+  return uscrn::load(opt);
+}
+
+statics::Csv csv_of(const std::string& text) {
+  std::istringstream in(text);
+  return statics::parse_csv(in, "statics.csv");
+}
+
+}  // namespace
+
+TEST_CASE("uscrn statics: without a CSV, location from the station list and listed defaults") {
+  const auto loaded = two_stations();
+  const auto built = statics::build(loaded.sites, nullptr);
+  const Dataset& st = built.statics;
+  CHECK(st.dim_names() == std::vector<std::string>{"site"});
+  CHECK(st.var("site").values<std::string>() == std::vector<std::string>{"AL_Gadsden_19_N", "CA_Merced_23_WSW"});
+  std::vector<std::string> names;
+  for (const auto& v : st.variables()) names.push_back(v.name());
+  CHECK(names == std::vector<std::string>{"site", "elevation", "sand", "silt", "clay", "land", "lat", "lon", "LAI"});
+  CHECK(st.var("lat").as_double() == std::vector<double>{34.29, 37.24});
+  CHECK(st.var("lon").as_double()[1] == doctest::Approx(-120.88));
+  CHECK(st.var("sand").as_double() == std::vector<double>{0.4, 0.4});
+  CHECK(st.var("clay").as_double() == std::vector<double>{0.2, 0.2});
+  CHECK(st.var("elevation").as_double() == std::vector<double>{0, 0});
+  CHECK(st.var("LAI").as_double() == std::vector<double>{2, 2});
+  CHECK(st.var("LAI").attr("units") == "m2 m-2");
+  CHECK(st.var("lat").attr("source_per_site") == "ss");
+  CHECK(st.var("sand").attr("source_per_site") == "dd");
+  REQUIRE(built.warnings.size() == 1);
+  CHECK(built.warnings[0] ==
+        "statics not given by the CSV or the sites input, set to documented defaults: elevation = 0 m (all 2 sites), "
+        "sand = 0.4 (all 2 sites), silt = 0.4 (all 2 sites), clay = 0.2 (all 2 sites), land = 0 (all 2 sites), "
+        "LAI = 2 m2 m-2 (all 2 sites)");
+}
+
+TEST_CASE("uscrn statics: CSV values take precedence; the output fits tem_wbm.simulate") {
+  const auto loaded = two_stations();
+  const auto csv = csv_of(
+      "# texture from a soil survey\n"
+      "site, elevation, sand, silt, clay, LAI\n"
+      "AL_Gadsden_19_N, 206, 0.30, 0.45, 0.25,\n"
+      "CA_Merced_23_WSW, 52, , , , 1.5\n"
+      "XX_Nowhere, 1, , , ,\n");
+  const auto built = statics::build(loaded.sites, &csv);
+  const Dataset& st = built.statics;
+  CHECK(st.var("elevation").as_double() == std::vector<double>{206, 52});
+  CHECK(st.var("sand").as_double() == std::vector<double>{0.30, 0.4});
+  CHECK(st.var("LAI").as_double() == std::vector<double>{2, 1.5});
+  CHECK(st.var("sand").attr("source_per_site") == "cd");
+  REQUIRE(built.warnings.size() == 2);
+  CHECK(built.warnings[0] == "statics.csv lists 1 site(s) that are not in the data (ignored): XX_Nowhere");
+  CHECK(built.warnings[1] ==
+        "statics not given by the CSV or the sites input, set to documented defaults: sand = 0.4 (1 of 2 sites: "
+        "CA_Merced_23_WSW), silt = 0.4 (1 of 2 sites: CA_Merced_23_WSW), clay = 0.2 (1 of 2 sites: "
+        "CA_Merced_23_WSW), land = 0 (all 2 sites), LAI = 2 m2 m-2 (1 of 2 sites: AL_Gadsden_19_N)");
+
+  // tem_wbm reads every statics variable it knows from this Dataset: no node-parameter fallback but LAI
+  // (which tem_wbm takes from the forcing or its `lai` parameter).
+  tem_wbm::SimulateConfig cfg;
+  cfg.fill = tem_wbm::FillPolicy::Linear;
+  cfg.max_gap = 10;
+  const auto in = tem_wbm::prepare_inputs(loaded.forcing, &st, nullptr, cfg);
+  CHECK(in.statics[0].elev == 206);
+  CHECK(in.statics[0].sand == doctest::Approx(0.30));
+  CHECK(in.statics[0].clay == doctest::Approx(0.25));
+  CHECK(in.statics[1].lat == doctest::Approx(37.24));
+  CHECK(in.statics[1].land == tem_wbm::Land::Upland);
+  REQUIRE(in.warnings.size() == 1);
+  CHECK(in.warnings[0] == "node parameters used where inputs have no value: LAI (not in forcing; lai = 1)");
+}
+
+TEST_CASE("uscrn statics: bad CSVs fail with the file, the line and the column") {
+  auto err = [](const std::string& text) { return error_of([&] { csv_of(text); }); };
+  CHECK(err("site,elevation,soil_depth\n") ==
+        "statics.csv:1: unknown column 'soil_depth' (column 3); expected any of elevation, sand, silt, clay, land, "
+        "lat, lon, LAI");
+  CHECK(err("station,elevation\n") == "statics.csv:1: expected the header to start with the column 'site', found 'station'");
+  CHECK(err("site,sand,SAND\n") == "statics.csv:1: column 'SAND' (column 3) is repeated");
+  CHECK(err("site,elevation,sand\nA,1\n") == "statics.csv:2: expected 3 comma-separated fields, found 2");
+  CHECK(err("site,elevation\nA,1\nB,high\n") == "statics.csv:3: expected a number in column 2 (elevation), found 'high'");
+  CHECK(err("site,sand\nA,40\n") == "statics.csv:2: sand 40 (column 2) is outside [0, 1] (a fraction, not a percentage)");
+  CHECK(err("site,land\nA,2\n") == "statics.csv:2: land 2 (column 2) is outside [0, 1]");
+  CHECK(err("site,land\nA,0.5\n") == "statics.csv:2: land 0.5 (column 2) must be 0 (upland) or 1 (wetland)");
+  CHECK(err("site,lat\nA,1\nA,2\n") == "statics.csv:3: site 'A' is listed twice");
+  CHECK(err("site,sand,silt,clay\nA,0.5,0.5,0.5\n") ==
+        "statics.csv:2: sand + silt + clay = 1.5 at site 'A'; expected 1 (± 0.02)");
+  CHECK(err("") == "statics.csv:1: expected a header 'site,<columns>', found an empty file");
+  CHECK(error_of([] { statics::read_csv(kBad / "no_such.csv"); }).find("cannot open") != std::string::npos);
+
+  // A texture completed by defaults must still add up.
+  const auto loaded = two_stations();
+  const auto csv = csv_of("site,sand\nAL_Gadsden_19_N,0.8\n");
+  CHECK(error_of([&] { statics::build(loaded.sites, &csv); }) ==
+        "site 'AL_Gadsden_19_N': sand + silt + clay = 1.4 from sand 0.8 (CSV), silt 0.4 (default), clay 0.2 "
+        "(default); expected 1 (± 0.02): give all three fractions for this site");
 }
