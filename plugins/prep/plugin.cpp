@@ -238,7 +238,13 @@ COUPLET_PLUGIN("prep", "0.1.0") {
         opt.keep_original = ctx.param<bool>("keep_original");
         opt.seed = ctx.seed();
         opt.threads = ctx.threads();
-        ctx.set_output("augmented", std::make_shared<Dataset>(prep::augment(ctx.dataset("data"), opt)));
+        const auto& in = ctx.dataset("data");
+        const auto vars = prep::site_time_variables(in);
+        for (const char* param : {"multiplicative", "may_be_negative"})
+          for (const auto& v : ctx.param<std::vector<std::string>>(param))
+            if (std::find(vars.begin(), vars.end(), v) == vars.end())
+              ctx.warn(std::string("parameter '") + param + "' names '" + v + "', which the dataset does not have: ignored");
+        ctx.set_output("augmented", std::make_shared<Dataset>(prep::augment(in, opt)));
       });
 
   plugin.node("prep.static_features")
