@@ -166,6 +166,7 @@ QcResult quality_control(const Dataset& in, const QcOptions& opt) {
     const bool is_ssm = name == opt.spike_variable;
     if (!range && !is_ssm) continue;
     auto s = series::read_site_series(in, name);
+    const bool f32 = in.var(name).dtype() == DType::Float32;
     const std::size_t nt = s.n_times();
     for (std::size_t i = 0; i < s.n_sites(); ++i) {
       double* row = s.values.data() + i * nt;
@@ -180,18 +181,22 @@ QcResult quality_control(const Dataset& in, const QcOptions& opt) {
         res.flagged += count;
       };
       if (range) {
+        // Bounds in the variable's precision: a float32 0.6 is 0.60000002 and must pass "<= 0.6".
+        const double lo = f32 ? static_cast<double>(static_cast<float>(range->lo)) : range->lo;
+        const double hi = f32 ? static_cast<double>(static_cast<float>(range->hi)) : range->hi;
         std::size_t low = 0, high = 0;
         for (std::size_t t = 0; t < nt; ++t) {
-          if (row[t] < range->lo) { row[t] = kNaN; ++low; }
-          else if (row[t] > range->hi) { row[t] = kNaN; ++high; }
+          if (row[t] < lo) { row[t] = kNaN; ++low; }
+          else if (row[t] > hi) { row[t] = kNaN; ++high; }
         }
         record("below_range", low);
         record("above_range", high);
       }
       if (is_ssm && !std::isnan(opt.theta_max)) {
         std::size_t over = 0;
+        const double theta_max = f32 ? static_cast<double>(static_cast<float>(opt.theta_max)) : opt.theta_max;
         for (std::size_t t = 0; t < nt; ++t)
-          if (row[t] > opt.theta_max) { row[t] = kNaN; ++over; }
+          if (row[t] > theta_max) { row[t] = kNaN; ++over; }
         record("above_theta_max", over);
       }
       if (is_ssm && spikes) {

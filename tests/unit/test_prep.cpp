@@ -170,6 +170,16 @@ TEST_CASE("prep: qc on real USCRN data flags few values") {
   opt.spike_variable = "";
   const auto r2 = prep::quality_control(loaded.forcing, opt);
   CHECK(r2.cleaned.var("Tair").dtype() == DType::Float32);
+
+  // a float32 value of exactly the bound (0.6 stored as 0.60000002) is inside the range
+  Dataset f32;
+  f32.add(series::site_coord({"A"}));
+  f32.add(series::time_coord({16801, 16802, 16803}));
+  f32.add(Variable("SSM", {"site", "time"}, {1, 3}, std::vector<float>{0.6f, 0.6f, 0.61f}));
+  opt.spike_variable = "SSM";
+  const auto r3 = prep::quality_control(f32, opt);
+  CHECK(values(r3.cleaned, "SSM")[0] == doctest::Approx(0.6));
+  CHECK(std::isnan(values(r3.cleaned, "SSM")[2]));
 }
 
 // ---- site filter ---------------------------------------------------------------------------------------
