@@ -14,26 +14,6 @@
 
 namespace couplet::tem_wbm {
 
-std::size_t fill_linear(double* v, std::size_t n, std::size_t max_gap) {
-  std::size_t i = 0;
-  while (i < n) {
-    if (!std::isnan(v[i])) {
-      ++i;
-      continue;
-    }
-    std::size_t j = i;
-    while (j < n && std::isnan(v[j])) ++j;  // NaN run [i, j)
-    if (j - i > max_gap || (i == 0 && j == n)) return i;
-    for (std::size_t k = i; k < j; ++k) {
-      if (i == 0) v[k] = v[j];
-      else if (j == n) v[k] = v[i - 1];
-      else v[k] = v[i - 1] + (v[j] - v[i - 1]) * static_cast<double>(k - i + 1) / static_cast<double>(j - i + 1);
-    }
-    i = j;
-  }
-  return n;
-}
-
 const std::vector<std::string>& param_names() {
   static const std::vector<std::string> names{"theta_sat", "k_sat", "psi_sat", "b",
                                               "i_rmax",    "g_max", "e_r",     "q_drmax"};
@@ -185,7 +165,7 @@ SiteInputs prepare_inputs(const Dataset& forcing, const Dataset* statics, const 
         throw NodeError("forcing '" + which + "' is missing at site '" + sites[s] + "' on " +
                         format_date(static_cast<std::int64_t>(time[bad])) +
                         " (fill = \"error\"; set fill = \"linear\" to interpolate gaps of up to max_gap days)");
-      const std::size_t left = fill_linear(row, nt, cfg.max_gap);
+      const std::size_t left = series::fill_linear(row, nt, cfg.max_gap);
       if (left < nt) {
         std::size_t end = left;
         while (end < nt && std::isnan(row[end])) ++end;

@@ -19,11 +19,6 @@ namespace couplet::tem_wbm {
 
 enum class FillPolicy { Error, Linear };
 
-/// Fills runs of NaN of at most `max_gap` values by linear interpolation between the bracketing values
-/// (a run at either end of the series takes the nearest value). Returns the index of the first value
-/// that stays missing (a longer run, or a series without any value), or `n` when all are filled.
-std::size_t fill_linear(double* v, std::size_t n, std::size_t max_gap);
-
 struct SimulateConfig {
   Options options;   ///< fixed parameters and flags (§3.2)
   Params params;     ///< calibrated parameters used where the `params` table has no value

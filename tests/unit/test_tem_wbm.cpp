@@ -558,7 +558,7 @@ TEST_CASE("tem_wbm: mass balance on 5 years of real USCRN forcing (KS_Manhattan_
   std::vector<std::vector<double>> v;
   for (const char* name : {"Pr", "SWD", "Tair", "Vp"}) {
     v.push_back(series::read_site_series(loaded.forcing, name).values);
-    REQUIRE(fill_linear(v.back().data(), nt, 15) == nt);
+    REQUIRE(series::fill_linear(v.back().data(), nt, 15) == nt);
   }
   const double lat = loaded.sites.var("lat").as_double()[0];
   std::vector<Forcing> f(nt);
@@ -991,15 +991,15 @@ TEST_CASE("tem_wbm: simulate: missing forcing names site and date; linear fill i
   for (double x : r.fluxes->var("mb_residual").values<double>()) worst = std::max(worst, std::fabs(x));
   CHECK(worst <= 1e-9);
 
-  // fill_linear itself
+  // series::fill_linear itself
   double v[] = {kNaN, 1, kNaN, kNaN, 4, kNaN};
-  CHECK(fill_linear(v, 6, 2) == 6);
+  CHECK(series::fill_linear(v, 6, 2) == 6);
   CHECK(v[0] == 1);
   CHECK(v[2] == 2);
   CHECK(v[3] == 3);
   CHECK(v[5] == 4);
   double w[] = {kNaN, kNaN};
-  CHECK(fill_linear(w, 2, 5) == 0);
+  CHECK(series::fill_linear(w, 2, 5) == 0);
 }
 
 TEST_CASE("tem_wbm: simulate: per-site parameter table and statics fallbacks") {

@@ -10,6 +10,7 @@
 #include <couplet/time.hpp>
 
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <type_traits>
@@ -136,6 +137,43 @@ inline Dataset make_site_dataset(const std::vector<std::string>& sites, const st
   ds.add(Variable(name, {"site", "time"}, {sites.size(), time.size()},
                   std::vector<float>(values.begin(), values.end()), std::move(attrs)));
   return ds;
+}
+
+/// Fills runs of NaN of at most `max_gap` values in v[0, n) by linear interpolation between the values
+/// that bracket them. A run at either end of the series (no value on one side) takes the nearest value
+/// when `fill_ends` is true and stays NaN otherwise; longer runs stay NaN, and so does a series without
+/// any value. Returns the number of values filled.
+inline std::size_t fill_gaps(double* v, std::size_t n, std::size_t max_gap, bool fill_ends) {
+  std::size_t filled = 0, i = 0;
+  while (i < n) {
+    if (!std::isnan(v[i])) {
+      ++i;
+      continue;
+    }
+    std::size_t j = i;
+    while (j < n && std::isnan(v[j])) ++j;  // NaN run [i, j)
+    const bool at_end = i == 0 || j == n;
+    if (j - i <= max_gap && !(i == 0 && j == n) && (fill_ends || !at_end)) {
+      for (std::size_t k = i; k < j; ++k) {
+        if (i == 0) v[k] = v[j];
+        else if (j == n) v[k] = v[i - 1];
+        else v[k] = v[i - 1] + (v[j] - v[i - 1]) * static_cast<double>(k - i + 1) / static_cast<double>(j - i + 1);
+      }
+      filled += j - i;
+    }
+    i = j;
+  }
+  return filled;
+}
+
+/// fill_gaps with ends taking the nearest value, for callers that need every value: returns the index of
+/// the first value that stays missing (a run longer than `max_gap`, or a series without any value), or
+/// `n` when all are filled.
+inline std::size_t fill_linear(double* v, std::size_t n, std::size_t max_gap) {
+  fill_gaps(v, n, max_gap, true);
+  for (std::size_t i = 0; i < n; ++i)
+    if (std::isnan(v[i])) return i;
+  return n;
 }
 
 inline std::int64_t date_param(const std::string& param, const std::string& value) {
