@@ -192,7 +192,7 @@ tw::SimulateConfig config_from(Context& ctx) {
 
 COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   auto node = plugin.node("tem_wbm.simulate");
-  node.version("2")  // 2: outputs streamed along site in blocks (block_sites)
+  node.version("3")  // 2: outputs streamed in blocks; 3: LAI per site from statics
       .summary("TEM-style daily soil water balance: upland six-layer Richards column or two-zone wetland")
       .doc("Implements shared/specs/tem-wbm.md v1.0 cell by cell (sites are independent): degree-day snow, "
            "canopy interception (I_RMAX), Beer's-law radiation partition (E_R), Penman-Monteith transpiration "
@@ -218,7 +218,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       .input("forcing", ArtifactKind::Dataset,
              "(site, time), daily: Pr [mm d-1], SWD [W m-2], Tair [degC], Vp [hPa], optional LAI [m2 m-2]")
       .optional_input("statics", ArtifactKind::Dataset,
-                      "(site): elevation [m], sand, silt, clay [0-1], land (0 upland, 1 wetland), lat [deg]")
+                      "(site): elevation [m], sand, silt, clay [0-1], land (0 upland, 1 wetland), lat [deg], LAI [m2 m-2] (used where the forcing has no LAI)")
       .optional_input("params", ArtifactKind::Table,
                       "per-site calibrated parameters: column site + any of theta_sat, k_sat [mm s-1], psi_sat "
                       "[mm], b, i_rmax, g_max [m s-1], e_r, q_drmax [mm d-1]")
@@ -326,7 +326,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   });
 
   auto cal = plugin.node("tem_wbm.calibrate");
-  cal.version("2")  // 2: per-site seeds from the SDK's derive_seed
+  cal.version("3")  // 2: per-site seeds from derive_seed; 3: LAI per site from statics
       .summary("Calibrates the water balance model per site against observed SSM (DE search + LM polish)")
       .doc("Estimates, per site, the spec's section 3.1 parameters within their bounds: upland theta_sat, "
            "k_sat, psi_sat, b, i_rmax, g_max, e_r; wetland q_drmax, i_rmax, g_max, e_r. k_sat, psi_sat and "
@@ -339,7 +339,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
            "parameters keeps them. Feed `params` to tem_wbm.simulate.")
       .input("forcing", ArtifactKind::Dataset, "(site, time), daily: Pr, SWD, Tair, Vp, optional LAI (as simulate)")
       .input("observation", ArtifactKind::Dataset, "(site, time): observed SSM [m3 m-3] (NaN = missing)")
-      .optional_input("statics", ArtifactKind::Dataset, "(site): elevation, sand, silt, clay, land, lat (as simulate)")
+      .optional_input("statics", ArtifactKind::Dataset, "(site): elevation, sand, silt, clay, land, lat, LAI (as simulate)")
       .optional_input("params", ArtifactKind::Table, "starting parameters per site (as simulate's params)")
       .output("params", ArtifactKind::Table,
               "per site: site, land, the eight parameter columns (NaN where not calibrated for the land type), "

@@ -137,7 +137,7 @@ SiteInputs prepare_inputs(const Dataset& forcing, const Dataset* statics, const 
   auto& f = in.forcing;
   for (const char* n : names) f.push_back(series::read_site_series(forcing, n));
   const bool has_lai = in.has_lai = forcing.has("LAI");
-  in.lai = cfg.lai;
+  in.lai.assign(forcing.has_dim("site") ? forcing.dim("site") : 0, cfg.lai);
   if (has_lai) f.push_back(series::read_site_series(forcing, "LAI"));
   for (std::size_t k = 1; k < f.size(); ++k)
     if (f[k].sites != f[0].sites || f[k].time != f[0].time)
@@ -179,11 +179,6 @@ SiteInputs prepare_inputs(const Dataset& forcing, const Dataset* statics, const 
   auto& st = in.statics;
   st.assign(ns, cfg.statics);
   std::vector<std::string> defaulted;
-  if (!has_lai) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%g", cfg.lai);
-    defaulted.push_back(std::string("LAI (not in forcing; lai = ") + buf + ")");
-  }
   {
     std::vector<std::size_t> row(ns, 0);
     const Dataset* sd = statics;
@@ -198,6 +193,29 @@ SiteInputs prepare_inputs(const Dataset& forcing, const Dataset* statics, const 
         else row[s] = it->second;
       }
       if (!missing.empty()) throw NodeError("statics has no site " + join(missing));
+    }
+    // LAI: the forcing's series, else a per-site constant from statics, else the node parameter
+    if (!has_lai) {
+      in.lai.assign(ns, cfg.lai);
+      std::size_t used = 0;
+      if (sd && sd->has("LAI")) {
+        const Variable& v = sd->var("LAI");
+        if (v.dims() != std::vector<std::string>{"site"})
+          throw NodeError("statics variable 'LAI' must have the dimension (site)");
+        const auto vals = v.as_double();
+        for (std::size_t s = 0; s < ns; ++s) {
+          const double x = vals[row[s]];
+          if (std::isnan(x)) continue;
+          if (!(x >= 0)) throw NodeError("statics 'LAI' at site '" + sites[s] + "' is negative");
+          in.lai[s] = x;
+          ++used;
+        }
+      }
+      if (used < ns) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%g", cfg.lai);
+        defaulted.push_back(std::string("LAI (not in forcing") + (used ? "; not in statics at " + std::to_string(ns - used) + " of " + std::to_string(ns) + " sites" : std::string(" or statics")) + "; lai = " + buf + ")");
+      }
     }
     struct Field {
       const char* name;

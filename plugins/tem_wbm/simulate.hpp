@@ -23,7 +23,7 @@ struct SimulateConfig {
   Options options;   ///< fixed parameters and flags (§3.2)
   Params params;     ///< calibrated parameters used where the `params` table has no value
   Statics statics;   ///< elevation, texture, land used where the `statics` dataset has no value
-  double lai = 1.0;  ///< LAI [m2 m-2] where the forcing has no LAI variable
+  double lai = 1.0;  ///< LAI [m2 m-2] where neither the forcing (LAI series) nor statics (LAI per site) has one
   FillPolicy fill = FillPolicy::Error;
   std::size_t max_gap = 5;  ///< days (FillPolicy::Linear)
   bool spin_up = false;     ///< §18 on the first forcing year
@@ -48,14 +48,14 @@ struct SiteInputs {
   std::vector<int> doy;
   std::vector<series::SiteSeries> forcing;  ///< Pr, SWD, Tair, Vp[, LAI]
   bool has_lai = false;
-  double lai = 1.0;  ///< where the forcing has no LAI
+  std::vector<double> lai;  ///< per site, where the forcing has no LAI (statics' LAI, else the node parameter)
   std::vector<Statics> statics;
   std::vector<Params> params;
   std::vector<std::string> warnings;
 
   Forcing day(std::size_t s, std::size_t t) const {
     return Forcing{forcing[0].row(s)[t], forcing[1].row(s)[t], forcing[2].row(s)[t], forcing[3].row(s)[t],
-                   has_lai ? forcing[4].row(s)[t] : lai, doy[t]};
+                   has_lai ? forcing[4].row(s)[t] : lai[s], doy[t]};
   }
 };
 

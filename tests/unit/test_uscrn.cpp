@@ -379,8 +379,8 @@ TEST_CASE("uscrn statics: CSV values take precedence; the output fits tem_wbm.si
         "CA_Merced_23_WSW), silt = 0.4 (1 of 2 sites: CA_Merced_23_WSW), clay = 0.2 (1 of 2 sites: "
         "CA_Merced_23_WSW), land = 0 (all 2 sites), LAI = 2 m2 m-2 (1 of 2 sites: AL_Gadsden_19_N)");
 
-  // tem_wbm reads every statics variable it knows from this Dataset: no node-parameter fallback but LAI
-  // (which tem_wbm takes from the forcing or its `lai` parameter).
+  // tem_wbm reads every statics variable it knows from this Dataset, LAI included (a per-site constant
+  // where the forcing has no LAI series): no node-parameter fallback.
   tem_wbm::SimulateConfig cfg;
   cfg.fill = tem_wbm::FillPolicy::Linear;
   cfg.max_gap = 10;
@@ -390,8 +390,9 @@ TEST_CASE("uscrn statics: CSV values take precedence; the output fits tem_wbm.si
   CHECK(in.statics[0].clay == doctest::Approx(0.25));
   CHECK(in.statics[1].lat == doctest::Approx(37.24));
   CHECK(in.statics[1].land == tem_wbm::Land::Upland);
-  REQUIRE(in.warnings.size() == 1);
-  CHECK(in.warnings[0] == "node parameters used where inputs have no value: LAI (not in forcing; lai = 1)");
+  CHECK(in.warnings.empty());
+  CHECK(in.lai == std::vector<double>{2, 1.5});
+  CHECK(in.day(1, 10).LAI == 1.5);
 }
 
 TEST_CASE("uscrn statics: bad CSVs fail with the file, the line and the column") {
