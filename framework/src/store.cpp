@@ -1153,15 +1153,24 @@ Chunking chunking(const fs::path& file) {
   }
 }
 
+namespace {
+// Opens a file written by ChunkedDatasetFile (in an open Hdf5Session) and gives its chunk dimension.
+Id open_streamed(const fs::path& file, std::string& dim) {
+  if (!fs::exists(file)) throw std::runtime_error("no such file");
+  std::string kind;
+  Id f = open_artifact(file, kind);
+  if (kind != "dataset" || !has_attr(f, "couplet_chunk_dim"))
+    throw std::runtime_error("not a streamed Dataset (it was written whole: read it with read_artifact)");
+  dim = read_attr(f, "couplet_chunk_dim", "the root group");
+  return f;
+}
+}  // namespace
+
 std::shared_ptr<const Dataset> read_rows(const fs::path& file, std::size_t begin, std::size_t count) {
   try {
-    if (!fs::exists(file)) throw std::runtime_error("no such file");
     Hdf5Session session;
-    std::string kind;
-    Id f = open_artifact(file, kind);
-    if (kind != "dataset" || !has_attr(f, "couplet_chunk_dim"))
-      throw std::runtime_error("not a streamed Dataset (it was written whole: read it with read_artifact)");
-    const std::string dim = read_attr(f, "couplet_chunk_dim", "the root group");
+    std::string dim;
+    Id f = open_streamed(file, dim);
     auto ds = std::make_shared<Dataset>();
     const RowRange rows{begin, count};
     read_variables(f, "couplet_variables", *ds, dim, &rows);
@@ -1175,12 +1184,9 @@ std::shared_ptr<const Dataset> read_rows(const fs::path& file, std::size_t begin
 
 std::shared_ptr<const Dataset> read_header(const fs::path& file) {
   try {
-    if (!fs::exists(file)) throw std::runtime_error("no such file");
     Hdf5Session session;
-    std::string kind;
-    Id f = open_artifact(file, kind);
-    if (kind != "dataset" || !has_attr(f, "couplet_chunk_dim"))
-      throw std::runtime_error("not a streamed Dataset (it was written whole: read it with read_artifact)");
+    std::string dim;
+    Id f = open_streamed(file, dim);
     if (!has_attr(f, "couplet_streamed"))
       throw std::runtime_error("it does not list its streamed variables (written by an older couplet: re-run its producer)");
     const auto names = split(read_attr(f, "couplet_streamed", "the root group"));
