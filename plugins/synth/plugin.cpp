@@ -23,7 +23,11 @@ namespace tw = couplet::tem_wbm;
 
 namespace {
 
-constexpr std::size_t kBlock = 256;  // cells per streamed block: ~9 MB of forcing at 1,827 days
+ParamDecl block_param() {
+  return param_int("block_cells", 256, "cells per streamed block, per thread (256: ~9 MB of forcing at 1,827 days); "
+                                       "the results do not depend on it")
+      .bounds(1, 1000000);
+}
 
 /// Runs fn(block) for blocks [0, n_blocks) on the node's threads; the first error stops the others.
 void parallel_blocks(Context& ctx, std::size_t n_blocks, const std::function<void(std::size_t)>& fn,
@@ -106,13 +110,14 @@ void run_world(Context& ctx) {
 
   const sy::World world(c);
   const std::size_t n = world.n_cells(), nt = c.n_days;
+  const auto block_cells = static_cast<std::size_t>(ctx.param<std::int64_t>("block_cells"));
   const std::vector<double> time = world.days();
 
   // The per-cell constants first (small: a few hundred bytes a cell), then the weather streamed.
   std::vector<sy::CellWorld> cells(n);
-  const std::size_t n_blocks = (n + kBlock - 1) / kBlock;
+  const std::size_t n_blocks = (n + block_cells - 1) / block_cells;
   parallel_blocks(ctx, n_blocks, [&](std::size_t b) {
-    for (std::size_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) {
+    for (std::size_t i = b * block_cells; i < std::min(n, (b + 1) * block_cells); ++i) {
       try {
         cells[i] = world.cell(i);
       } catch (const std::exception& e) {
@@ -193,7 +198,7 @@ void run_world(Context& ctx) {
                       series_spec("LAI", nt, "m2 m-2", "leaf area index")};
   auto out = ctx.chunked_output("forcing", layout);
   parallel_blocks(ctx, n_blocks, [&](std::size_t b) {
-    const std::size_t first = b * kBlock, m = std::min(n, first + kBlock) - first;
+    const std::size_t first = b * block_cells, m = std::min(n, first + block_cells) - first;
     std::vector<float> pr(m * nt), sw(m * nt), ta(m * nt), vp(m * nt), lai(m * nt);
     for (std::size_t k = 0; k < m; ++k) {
       const sy::CellWeather w = world.weather(first + k, cells[first + k]);
@@ -323,9 +328,10 @@ void run_truth_node(Context& ctx) {
                             {series_spec("SSM", no, "m3 m-3", "surface soil moisture, retrieval-like")}));
 
   std::atomic<std::size_t> aborted{0}, aborted_cells{0};
-  const std::size_t n_blocks = (n + kBlock - 1) / kBlock;
+  const auto block_cells = static_cast<std::size_t>(ctx.param<std::int64_t>("block_cells"));
+  const std::size_t n_blocks = (n + block_cells - 1) / block_cells;
   parallel_blocks(ctx, n_blocks, [&](std::size_t b) {
-    const std::size_t first = b * kBlock, m = std::min(n, first + kBlock) - first;
+    const std::size_t first = b * block_cells, m = std::min(n, first + block_cells) - first;
     std::shared_ptr<const Dataset> rows;
     {
       std::lock_guard<std::mutex> lk(read_mu);
@@ -389,7 +395,7 @@ COUPLET_PLUGIN("synth", "0.1.0") {
            "shortwave from top-of-atmosphere insolation and wet/dry transmissivity, humidity tied to wet days, "
            "seasonal LAI; climate varies smoothly with latitude and position; neighbours share daily "
            "random-Fourier-mode fields. Hidden per-cell texture, wetlands, irrigation and perturbed tem_wbm "
-           "parameters drive synth.truth. The forcing is streamed along site (blocks of 256 cells), so a "
+           "parameters drive synth.truth. The forcing is streamed along site (blocks of block_cells cells), so a "
            "global-size world never sits in memory; bytes are identical for any thread count. See docs/synth.md.")
       .output("forcing", ArtifactKind::Dataset,
               "(site, time) Pr [mm d-1], SWD [W m-2], Tair [degC], Vp [hPa], LAI [m2 m-2], float32, streamed along site")
@@ -418,6 +424,7 @@ COUPLET_PLUGIN("synth", "0.1.0") {
                  .bounds(0, 1))
       .param(param_float("param_spread", 1.0, "scale of the hidden parameter perturbations (0 = Cosby and spec defaults)")
                  .bounds(0, 3))
+      .param(block_param())
       .run(run_world);
 
   plugin.node("synth.truth")
@@ -453,5 +460,6 @@ COUPLET_PLUGIN("synth", "0.1.0") {
       .param(param_float("gap_fraction", 0.2, "share of overpasses lost at random").bounds(0, 1))
       .param(param_float("obs_noise", 0.04, "observation error sd").bounds(0, 1).in_units("m3 m-3"))
       .param(param_bool("mask_frozen", true, "no retrieval on days with Tair <= 0 degC or snow on the ground"))
+      .param(block_param())
       .run(run_truth_node);
 }
