@@ -224,14 +224,12 @@ void run_world(Context& ctx) {
 
 // ---- synth.truth --------------------------------------------------------------------------------------
 
-const std::vector<double>& site_numbers(const Dataset& ds, const std::string& name) {
-  static thread_local std::vector<double> buf;
+std::vector<double> site_numbers(const Dataset& ds, const std::string& name) {
   if (!ds.has(name)) throw NodeError("hidden_statics has no variable '" + name + "' (connect synth.world's hidden_statics)");
   const Variable& v = ds.var(name);
   if (v.dims() != std::vector<std::string>{"site"})
     throw NodeError("hidden_statics variable '" + name + "' must have the dimension (site)");
-  buf = v.as_double();
-  return buf;
+  return v.as_double();
 }
 
 void run_truth_node(Context& ctx) {
@@ -253,14 +251,14 @@ void run_truth_node(Context& ctx) {
   struct Field { const char* name; double tw::Statics::*m; };
   for (const Field f : {Field{"elevation", &tw::Statics::elev}, Field{"sand", &tw::Statics::sand},
                         Field{"silt", &tw::Statics::silt}, Field{"clay", &tw::Statics::clay}, Field{"lat", &tw::Statics::lat}}) {
-    const auto& v = site_numbers(hs, f.name);
+    const auto v = site_numbers(hs, f.name);
     for (std::size_t i = 0; i < n; ++i) st[i].*f.m = v[i];
   }
   const std::vector<double> lat = site_numbers(hs, "lat"), lon = site_numbers(hs, "lon");
   {
-    const auto& land = site_numbers(hs, "land");
+    const auto land = site_numbers(hs, "land");
     for (std::size_t i = 0; i < n; ++i) st[i].land = land[i] == 1 ? tw::Land::Wetland : tw::Land::Upland;
-    const auto& irr = site_numbers(hs, "irrigated");
+    const auto irr = site_numbers(hs, "irrigated");
     for (std::size_t i = 0; i < n; ++i) irrigated[i] = irr[i] == 1;
   }
   struct PField { const char* name; double tw::Params::*m; };

@@ -280,3 +280,26 @@ TEST_CASE("synth: the world workflow gives identical bytes for a seed and any th
   CHECK(seen / static_cast<double>(o.size()) < 0.8 / 3 + 0.02);
   CHECK(seen / static_cast<double>(o.size()) > 0.1);
 }
+
+TEST_CASE("synth: a bad domain or a truth not fed by synth.world is a clear node error") {
+  TempDir tmp("synth-bad");
+  const fs::path wf = tmp.path / "bad.toml";
+  write_file(wf, "couplet = 1\nname = \"bad\"\nseed = 1\n[[node]]\nid = \"world\"\nplugin = \"synth.world\"\n"
+                 "params = { rows = 2, cols = 2, days = 30, lat_min = 50.0, lat_max = 30.0 }\n");
+  auto o = testutil::run(cli() + " --plugin-path " + COUPLET_PLUGIN_DIR + " run -q " + wf.string() + " --runs-dir " +
+                         (tmp.path / "runs").string());
+  CHECK(o.code != 0);
+  CHECK_MESSAGE(o.text.find("lat_min must be below lat_max") != std::string::npos, o.text);
+
+  // the hidden statics of one world with the forcing of another (different size)
+  const fs::path wf2 = tmp.path / "mixed.toml";
+  write_file(wf2, "couplet = 1\nname = \"mixed\"\nseed = 1\n"
+                  "[[node]]\nid = \"a\"\nplugin = \"synth.world\"\nparams = { rows = 2, cols = 2, days = 30 }\n"
+                  "[[node]]\nid = \"b\"\nplugin = \"synth.world\"\nparams = { rows = 3, cols = 2, days = 30 }\n"
+                  "[[node]]\nid = \"truth\"\nplugin = \"synth.truth\"\ninputs = { forcing = \"a.forcing\", "
+                  "hidden_statics = \"b.hidden_statics\", hidden_params = \"b.hidden_params\" }\n");
+  o = testutil::run(cli() + " --plugin-path " + COUPLET_PLUGIN_DIR + " run -q " + wf2.string() + " --runs-dir " +
+                    (tmp.path / "runs").string());
+  CHECK(o.code != 0);
+  CHECK_MESSAGE(o.text.find("hidden_statics has 6 sites, the forcing 4") != std::string::npos, o.text);
+}
