@@ -18,6 +18,8 @@
 #include <limits>
 
 using namespace couplet;
+using testutil::contains;
+using testutil::error_of;
 using testutil::TempDir;
 namespace fs = std::filesystem;
 
@@ -36,17 +38,6 @@ void require_samples() {
   REQUIRE_MESSAGE(fs::is_directory(kSamples), "the sample data is missing: expected " << kSamples.string()
                                                                                      << " (data/era5land_smap_samples)");
 }
-
-template <class F> std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const NodeError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 grid::Loaded era5(const std::vector<fs::path>& files, bool daily, const std::string& mask = "lsm",
                   double threshold = 0.5, const std::string& variable = "swvl1") {
