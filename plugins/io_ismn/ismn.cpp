@@ -1,5 +1,7 @@
 #include "io_ismn/ismn.hpp"
 
+#include "common/text.hpp"
+
 #include <couplet/context.hpp>
 #include <couplet/files.hpp>
 #include <couplet/series.hpp>
@@ -24,31 +26,10 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-[[noreturn]] void fail(const std::string& source, std::size_t line, const std::string& what) {
-  throw NodeError(source + ":" + std::to_string(line) + ": " + what);
-}
-
-std::string excerpt(std::string_view field) {
-  constexpr std::size_t kMax = 40;
-  return "'" + std::string(field.substr(0, kMax)) + (field.size() > kMax ? "...'" : "'");
-}
-
-std::vector<std::string_view> split_whitespace(std::string_view line) {
-  std::vector<std::string_view> out;
-  const char* ws = " \t\r\v\f";
-  std::size_t i = line.find_first_not_of(ws);
-  while (i != std::string_view::npos) {
-    const std::size_t j = line.find_first_of(ws, i);
-    out.push_back(line.substr(i, j == std::string_view::npos ? std::string_view::npos : j - i));
-    i = line.find_first_not_of(ws, j);
-  }
-  return out;
-}
-
-bool to_number(std::string_view s, double& v) {
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  return ec == std::errc() && end == s.data() + s.size() && std::isfinite(v);
-}
+using text::excerpt;
+using text::fail;
+using text::split_whitespace;
+using text::to_number;
 
 bool is_nan_text(std::string_view s) {
   if (s.size() != 3) return false;
