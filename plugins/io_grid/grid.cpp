@@ -20,7 +20,6 @@
 #include <limits>
 #include <map>
 #include <mutex>
-#include <set>
 #include <sstream>
 
 namespace couplet::grid {
@@ -581,48 +580,6 @@ bool same_axis(const std::vector<double>& a, const std::vector<double>& b) {
 
 // -----------------------------------------------------------------------------------------------------
 // Public helpers
-
-bool glob_match(const std::string& pattern, const std::string& name) {
-  // Iterative matcher with one backtrack point for the last '*'.
-  std::size_t p = 0, n = 0, star = std::string::npos, mark = 0;
-  while (n < name.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
-      ++p, ++n;
-    } else if (p < pattern.size() && pattern[p] == '*') {
-      star = p++, mark = n;
-    } else if (star != std::string::npos) {
-      p = star + 1, n = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
-std::vector<fs::path> list_files(const fs::path& dir, const std::vector<std::string>& patterns, const std::string& param) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw NodeError("parameter 'dir': '" + dir.string() + "' is not a directory");
-  if (patterns.empty()) throw NodeError("parameter '" + param + "' is empty: name at least one file or pattern");
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.is_regular_file(ec)) names.push_back(e.path().filename().string());
-  if (ec) throw NodeError("parameter 'dir': cannot list '" + dir.string() + "': " + ec.message());
-  std::sort(names.begin(), names.end());
-  std::set<std::string> chosen;
-  for (const auto& pattern : patterns) {
-    if (pattern.empty() || pattern.find('/') != std::string::npos)
-      throw NodeError("parameter '" + param + "': '" + pattern + "' is not a file name or pattern in 'dir' (no '/')");
-    std::size_t matched = 0;
-    for (const auto& n : names)
-      if (glob_match(pattern, n)) chosen.insert(n), ++matched;
-    if (!matched)
-      throw NodeError("parameter '" + param + "': '" + pattern + "' matches no file in '" + dir.string() + "'");
-  }
-  std::vector<fs::path> out;
-  for (const auto& n : chosen) out.push_back(dir / n);
-  return out;
-}
 
 std::optional<TimeUnits> parse_time_units(const std::string& units) {
   std::istringstream in(units);

@@ -27,15 +27,6 @@ inline constexpr const char* kSmapAttribution =
     "SMAP L3 radiometer soil moisture (SPL3SMP, SPL3SMP_E), NASA National Snow and Ice Data Center DAAC; "
     "O'Neill et al., SMAP L3 Radiometer Global Daily 36 km / Enhanced 9 km EASE-Grid Soil Moisture";
 
-/// The files that `patterns` name in `dir`, sorted by name, each once. A pattern is a file name or a
-/// glob on file names (`*` any run of characters, `?` one character), matched in `dir` only (no
-/// sub-folders). NodeError naming `param` when `dir` is not a directory or a pattern matches nothing.
-std::vector<std::filesystem::path> list_files(const std::filesystem::path& dir, const std::vector<std::string>& patterns,
-                                              const std::string& param = "files");
-
-/// Whether `name` matches the glob `pattern` (`*`, `?`; no character classes).
-bool glob_match(const std::string& pattern, const std::string& name);
-
 /// A CF time unit "<unit> since <date>[ <time>][Z]" as seconds: t_seconds = value * scale + offset,
 /// seconds since 1970-01-01 UTC. Units: seconds, minutes, hours, days (and their singular and short
 /// forms). nullopt if `units` is not of that form.

@@ -55,7 +55,8 @@ COUPLET_PLUGIN("io_grid", "0.1.0") {
               "(time, lat, lon): the variable [its units, m3 m-3 for swvl1]; time in days since 1970-01-01")
       .run([](Context& ctx) {
         grid::Era5Options opt;
-        opt.files = grid::list_files(ctx.param<std::string>("dir"), ctx.param<std::vector<std::string>>("files"));
+        opt.files = files::list_files(ctx.param<std::string>("dir"), ctx.param<std::vector<std::string>>("files"),
+                                       /*recursive=*/false);
         opt.variable = ctx.param<std::string>("variable");
         opt.mask_variable = ctx.param<std::string>("mask_variable");
         opt.mask_threshold = ctx.param<double>("mask_threshold");
@@ -95,7 +96,8 @@ COUPLET_PLUGIN("io_grid", "0.1.0") {
       .param(param_float("lon_max", 180.0, "eastern edge of the regular grid").bounds(-180, 360).in_units("degree_east"))
       .run([](Context& ctx) {
         grid::SmapOptions opt;
-        opt.files = grid::list_files(ctx.param<std::string>("dir"), ctx.param<std::vector<std::string>>("files"));
+        opt.files = files::list_files(ctx.param<std::string>("dir"), ctx.param<std::vector<std::string>>("files"),
+                                       /*recursive=*/false);
         opt.variable = ctx.param<std::string>("variable");
         const double resolution = ctx.param<double>("resolution");
         if (ctx.has_input("like") && resolution > 0)

@@ -1,6 +1,9 @@
 #include "io_ismn/ismn.hpp"
 
+#include "common/text.hpp"
+
 #include <couplet/context.hpp>
+#include <couplet/files.hpp>
 #include <couplet/series.hpp>
 #include <couplet/time.hpp>
 
@@ -23,31 +26,10 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-[[noreturn]] void fail(const std::string& source, std::size_t line, const std::string& what) {
-  throw NodeError(source + ":" + std::to_string(line) + ": " + what);
-}
-
-std::string excerpt(std::string_view field) {
-  constexpr std::size_t kMax = 40;
-  return "'" + std::string(field.substr(0, kMax)) + (field.size() > kMax ? "...'" : "'");
-}
-
-std::vector<std::string_view> split_whitespace(std::string_view line) {
-  std::vector<std::string_view> out;
-  const char* ws = " \t\r\v\f";
-  std::size_t i = line.find_first_not_of(ws);
-  while (i != std::string_view::npos) {
-    const std::size_t j = line.find_first_of(ws, i);
-    out.push_back(line.substr(i, j == std::string_view::npos ? std::string_view::npos : j - i));
-    i = line.find_first_not_of(ws, j);
-  }
-  return out;
-}
-
-bool to_number(std::string_view s, double& v) {
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  return ec == std::errc() && end == s.data() + s.size() && std::isfinite(v);
-}
+using text::excerpt;
+using text::fail;
+using text::split_whitespace;
+using text::to_number;
 
 bool is_nan_text(std::string_view s) {
   if (s.size() != 3) return false;
@@ -157,57 +139,6 @@ StationFile read_stm(const fs::path& file) {
   return parse_stm(in, file.string());
 }
 
-bool glob_match(const std::string& pattern, const std::string& name) {
-  // Iterative matcher with one backtrack point for the last '*'.
-  std::size_t p = 0, n = 0, star = std::string::npos, mark = 0;
-  while (n < name.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
-      ++p, ++n;
-    } else if (p < pattern.size() && pattern[p] == '*') {
-      star = p++, mark = n;
-    } else if (star != std::string::npos) {
-      p = star + 1, n = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
-std::vector<fs::path> list_files(const fs::path& dir, const std::vector<std::string>& patterns, bool recursive,
-                                 const std::string& param) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw NodeError("parameter 'dir': '" + dir.string() + "' is not a directory");
-  if (patterns.empty()) throw NodeError("parameter '" + param + "' is empty: name at least one file or pattern");
-  for (const auto& pattern : patterns)
-    if (pattern.empty() || pattern.find('/') != std::string::npos)
-      throw NodeError("parameter '" + param + "': '" + pattern + "' is not a file name or pattern (no '/')");
-  std::vector<fs::path> all;
-  auto consider = [&](const fs::directory_entry& e) {
-    if (e.is_regular_file(ec)) all.push_back(e.path());
-  };
-  if (recursive) {
-    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec))
-      consider(*it);
-  } else {
-    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) consider(*it);
-  }
-  if (ec) throw NodeError("parameter 'dir': cannot list '" + dir.string() + "': " + ec.message());
-  std::sort(all.begin(), all.end());
-  std::set<fs::path> chosen;
-  for (const auto& pattern : patterns) {
-    std::size_t matched = 0;
-    for (const auto& p : all)
-      if (glob_match(pattern, p.filename().string())) chosen.insert(p), ++matched;
-    if (!matched)
-      throw NodeError("parameter '" + param + "': '" + pattern + "' matches no file in '" + dir.string() + "'" +
-                      (recursive ? " or its sub-folders" : ""));
-  }
-  return {chosen.begin(), chosen.end()};
-}
-
 namespace {
 
 // A flag passes when each of its comma-separated parts is a good flag ("D05,D04" fails for ["G"]).
@@ -246,7 +177,7 @@ Loaded load(const LoadOptions& opt, const FileHook& before_file) {
     throw NodeError("depth_to " + std::to_string(opt.depth_to) + " is above depth_from " + std::to_string(opt.depth_from));
   if (opt.good_flags.empty()) throw NodeError("parameter 'good_flags' is empty: no value would be kept");
   const std::set<std::string> good(opt.good_flags.begin(), opt.good_flags.end());
-  const auto files = list_files(opt.dir, opt.files, opt.recursive);
+  const auto files = files::list_files(opt.dir, opt.files, opt.recursive);
 
   constexpr double kEps = 1e-9;
   std::vector<Site> sites;

@@ -49,15 +49,6 @@ struct StationFile {
 StationFile parse_stm(std::istream& in, const std::string& source);
 StationFile read_stm(const std::filesystem::path& file);
 
-/// Whether `name` matches the glob `pattern` (`*` any run of characters, `?` one character).
-bool glob_match(const std::string& pattern, const std::string& name);
-
-/// The files under `dir` (and its sub-folders when `recursive`) whose names match one of `patterns`,
-/// sorted by path, each once. NodeError naming `param` when `dir` is not a directory, a pattern holds a
-/// '/', or a pattern matches nothing.
-std::vector<std::filesystem::path> list_files(const std::filesystem::path& dir, const std::vector<std::string>& patterns,
-                                              bool recursive, const std::string& param = "files");
-
 struct LoadOptions {
   std::filesystem::path dir;
   std::vector<std::string> files{"*_sm_*.stm"};

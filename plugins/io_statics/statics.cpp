@@ -1,5 +1,7 @@
 #include "io_statics/statics.hpp"
 
+#include "common/text.hpp"
+
 #include <couplet/context.hpp>
 #include <couplet/series.hpp>
 
@@ -49,9 +51,7 @@ const VarInfo* find_var(std::string_view name) {
   return nullptr;
 }
 
-[[noreturn]] void fail(const std::string& source, std::size_t line, const std::string& what) {
-  throw NodeError(source + ":" + std::to_string(line) + ": " + what);
-}
+using text::fail;
 
 std::string trim(std::string_view s) {
   const char* ws = " \t\r";

@@ -1,5 +1,7 @@
 #include "io_uscrn/uscrn.hpp"
 
+#include "common/text.hpp"
+
 #include <couplet/series.hpp>
 
 #include <couplet/context.hpp>
@@ -30,36 +32,13 @@ constexpr const char* kColumnNames[kColumns] = {
     "SOIL_TEMP_5_DAILY", "SOIL_TEMP_10_DAILY", "SOIL_TEMP_20_DAILY", "SOIL_TEMP_50_DAILY",
     "SOIL_TEMP_100_DAILY"};
 
-[[noreturn]] void fail(const std::string& source, std::size_t line, const std::string& what) {
-  throw NodeError(source + ":" + std::to_string(line) + ": " + what);
-}
-
-// A field as it appears in an error message: quoted, and cut short if the line is garbage.
-std::string excerpt(std::string_view field) {
-  constexpr std::size_t kMax = 40;
-  return "'" + std::string(field.substr(0, kMax)) + (field.size() > kMax ? "...'" : "'");
-}
-
-std::vector<std::string_view> split_whitespace(std::string_view line) {
-  std::vector<std::string_view> out;
-  const char* ws = " \t\r\v\f";
-  std::size_t i = line.find_first_not_of(ws);
-  while (i != std::string_view::npos) {
-    const std::size_t j = line.find_first_of(ws, i);
-    out.push_back(line.substr(i, j == std::string_view::npos ? std::string_view::npos : j - i));
-    i = line.find_first_not_of(ws, j);
-  }
-  return out;
-}
+using text::excerpt;
+using text::fail;
+using text::split_whitespace;
+using text::to_number;
 
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// Parses a whole field as a finite number, or returns false.
-bool to_number(std::string_view s, double& v) {
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  return ec == std::errc() && end == s.data() + s.size() && std::isfinite(v);
 }
 
 bool is_soil_moisture_column(std::size_t col) { return col >= 18 && col <= 22; }  // 0-based 19–23

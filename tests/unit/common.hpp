@@ -1,10 +1,12 @@
 // Shared helpers for the framework tests.
 #pragma once
 
+#include <couplet/context.hpp>
 #include <couplet/framework/plugins.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -63,6 +65,18 @@ inline Output run(const std::string& cmd) {
   o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return o;
 }
+
+/// The message of the couplet::NodeError that `f` throws ("" if it throws none).
+template <class F> std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const couplet::NodeError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 inline std::string cli() { return COUPLET_CLI; }
 inline std::string good_plugins() { return std::string(COUPLET_TEST_PLUGIN_DIR) + "/good"; }

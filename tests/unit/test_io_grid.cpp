@@ -7,6 +7,7 @@
 #include "io_grid/grid.hpp"
 
 #include <couplet/context.hpp>
+#include <couplet/files.hpp>
 #include <couplet/time.hpp>
 
 #include <doctest/doctest.h>
@@ -18,6 +19,8 @@
 #include <limits>
 
 using namespace couplet;
+using testutil::contains;
+using testutil::error_of;
 using testutil::TempDir;
 namespace fs = std::filesystem;
 
@@ -36,17 +39,6 @@ void require_samples() {
   REQUIRE_MESSAGE(fs::is_directory(kSamples), "the sample data is missing: expected " << kSamples.string()
                                                                                      << " (data/era5land_smap_samples)");
 }
-
-template <class F> std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const NodeError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 grid::Loaded era5(const std::vector<fs::path>& files, bool daily, const std::string& mask = "lsm",
                   double threshold = 0.5, const std::string& variable = "swvl1") {
@@ -317,7 +309,7 @@ TEST_CASE("io_grid: SMAP 9 km point list onto a regular 0.1° grid: nearest cell
 TEST_CASE("io_grid: SMAP January onto the ERA5-Land grid (decreasing latitudes) through its coordinates") {
   require_samples();
   grid::SmapOptions o;
-  o.files = grid::list_files(kSmapWa, {"Western-Australia_2020-01-*.nc"});
+  o.files = files::list_files(kSmapWa, {"Western-Australia_2020-01-*.nc"}, /*recursive=*/false);
   REQUIRE(o.files.size() == 31);
   o.grid = grid::grid_of(era5({kEra5WaJan}, true).data, "the ERA5 grid");
   const auto r = grid::read_smap(o);
@@ -344,7 +336,7 @@ TEST_CASE("io_grid: SMAP January onto the ERA5-Land grid (decreasing latitudes) 
   CHECK(contains(d.attrs.at("attribution"), "NASA National Snow and Ice Data Center"));
 }
 
-TEST_CASE("io_grid: gridding rules, dates, time units, file patterns") {
+TEST_CASE("io_grid: gridding rules, dates, time units, CF units") {
   // Cell of a value on an axis of centres: nearest centre; halfway goes to the larger coordinate.
   const std::vector<double> up{0.5, 1.5, 2.5}, down{2.5, 1.5, 0.5};
   CHECK(grid::cell_index(up, 1.0) == 1);
@@ -396,9 +388,6 @@ TEST_CASE("io_grid: gridding rules, dates, time units, file patterns") {
   CHECK_FALSE(grid::parse_time_units("days after 2000-01-01"));
   CHECK_FALSE(grid::parse_time_units("m3 m-3"));
 
-  CHECK(grid::glob_match("*.nc", "a.nc"));
-  CHECK(grid::glob_match("W*_2020-01-?4.nc", "Western-Australia_2020-01-14.nc"));
-  CHECK_FALSE(grid::glob_match("*.nc", "a.nc4"));
   CHECK(grid::cf_units("m**3 m**-3") == "m3 m-3");
 }
 
@@ -502,11 +491,6 @@ TEST_CASE("io_grid: bad input: clear errors naming the file and what was expecte
   o.files = {dir / "timed_2020-01-01.nc"};
   o.grid = grid::regular_grid(1.0, 0.0, 2.0, 0.0, 2.0);
   CHECK(grid::read_smap(o).data.var("time").values<double>() == std::vector<double>{18300});
-
-  // File selection.
-  CHECK(contains(error_of([&] { grid::list_files(dir, {"*.grib"}); }), "parameter 'files': '*.grib' matches no file in"));
-  CHECK(contains(error_of([&] { grid::list_files(dir / "text.nc", {"*.nc"}); }), "is not a directory"));
-  CHECK(grid::list_files(dir, {"pts_*.nc", "*_2020-01-01.nc"}).size() == 3);  // each file once, sorted
 }
 
 TEST_CASE("io_grid: write_netcdf: atomic replacement, clear errors, nothing left behind") {

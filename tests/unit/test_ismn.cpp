@@ -1,6 +1,8 @@
 // io_ismn: the Header + values parser, the flag screen, the depth selection and the UTC daily means,
 // checked on the hand-written fixtures of tests/fixtures/ismn (values worked out by hand in comments),
 // and the errors on the corrupt files of tests/fixtures/ismn_bad.
+#include "common.hpp"
+
 #include "io_ismn/ismn.hpp"
 
 #include <couplet/context.hpp>
@@ -15,23 +17,14 @@
 #include <string>
 
 using namespace couplet;
+using testutil::contains;
+using testutil::error_of;
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path kGood = fs::path(COUPLET_SOURCE_DIR) / "tests" / "fixtures" / "ismn";
 const fs::path kBad = fs::path(COUPLET_SOURCE_DIR) / "tests" / "fixtures" / "ismn_bad";
-
-template <class F> std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const NodeError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 double at(const Dataset& ds, std::size_t site, const char* date) {
   const auto& time = ds.var("time").values<double>();

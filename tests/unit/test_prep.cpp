@@ -21,6 +21,7 @@
 #include <vector>
 
 using namespace couplet;
+using testutil::error_of;
 
 namespace {
 
@@ -44,15 +45,6 @@ struct Builder {
 
 std::vector<double> values(const Dataset& ds, const std::string& name) {
   return series::read_site_series(ds, name).values;
-}
-
-template <class F> std::string node_error(F&& f) {
-  try {
-    f();
-  } catch (const NodeError& e) {
-    return e.what();
-  }
-  return "(no NodeError)";
 }
 
 double flag_count(const Table& t, const std::string& site, const std::string& var, const std::string& reason) {
@@ -135,7 +127,7 @@ TEST_CASE("prep: qc ranges param: syntax errors are NodeErrors quoting the item"
   CHECK(std::count_if(merged.begin(), merged.end(), [](auto& r) { return r.variable == "SSM" && r.hi == 0.5; }) == 1);
   CHECK(merged.size() == 6);
   for (const char* bad : {"SSM:0", "SSM:a:1", "SSM:1:0", ":0:1", "SSM:0:1:2", "SSM:0:1x"}) {
-    const auto msg = node_error([&] { prep::parse_ranges({bad}); });
+    const auto msg = error_of([&] { prep::parse_ranges({bad}); });
     CHECK_MESSAGE(msg.find(std::string("'") + bad + "'") != std::string::npos, msg);
     CHECK(msg.find("VARIABLE:LOW:HIGH") != std::string::npos);
   }
@@ -144,7 +136,7 @@ TEST_CASE("prep: qc ranges param: syntax errors are NodeErrors quoting the item"
   prep::QcOptions opt;
   opt.ranges = prep::merge_ranges(prep::default_ranges(), prep::parse_ranges({"SMM:0:1"}));
   opt.explicit_range_variables = {"SMM"};
-  CHECK(node_error([&] { prep::quality_control(b.ds, opt); }).find("no (site, time) variable 'SMM'") != std::string::npos);
+  CHECK(error_of([&] { prep::quality_control(b.ds, opt); }).find("no (site, time) variable 'SMM'") != std::string::npos);
 }
 
 TEST_CASE("prep: qc on real USCRN data flags few values") {
@@ -166,7 +158,7 @@ TEST_CASE("prep: qc on real USCRN data flags few values") {
   MESSAGE("USCRN spikes flagged: " << spikes << " of " << checked);
   CHECK(checked > 3000);
   CHECK(spikes < 0.005 * checked);  // daily means of a reference network: spikes are rare
-  CHECK(node_error([&] { prep::quality_control(loaded.forcing, opt); }).find("spike_variable = \"\"") != std::string::npos);
+  CHECK(error_of([&] { prep::quality_control(loaded.forcing, opt); }).find("spike_variable = \"\"") != std::string::npos);
   opt.spike_variable = "";
   const auto r2 = prep::quality_control(loaded.forcing, opt);
   CHECK(r2.cleaned.var("Tair").dtype() == DType::Float32);
@@ -211,10 +203,10 @@ TEST_CASE("prep: site filter: 182 vs 183 missing days, a 30 vs 31-day gap") {
 
   prep::SiteFilterOptions strict;
   strict.max_missing_days = 10;
-  const auto msg = node_error([&] { prep::site_filter(b.ds, strict); });
+  const auto msg = error_of([&] { prep::site_filter(b.ds, strict); });
   CHECK(msg.find("excluded all 4 sites") != std::string::npos);
   strict.variable = "SMM";
-  CHECK(node_error([&] { prep::site_filter(b.ds, strict); }).find("no variable 'SMM'") != std::string::npos);
+  CHECK(error_of([&] { prep::site_filter(b.ds, strict); }).find("no variable 'SMM'") != std::string::npos);
 }
 
 // ---- gap filling ---------------------------------------------------------------------------------------
@@ -269,7 +261,7 @@ TEST_CASE("prep: daily aggregation: mean, sum, minimum valid fraction") {
   CHECK(std::isnan(values(prep::daily(ds, all_valid), "Pr")[2]));
   prep::DailyOptions bad;
   bad.sum_variables = {"Precip"};
-  CHECK(node_error([&] { prep::daily(ds, bad); }).find("'Precip'") != std::string::npos);
+  CHECK(error_of([&] { prep::daily(ds, bad); }).find("'Precip'") != std::string::npos);
 }
 
 // ---- normalisation -------------------------------------------------------------------------------------
@@ -334,33 +326,33 @@ TEST_CASE("prep: normalisation is fitted on training rows only and round-trips")
   CHECK(prep::denormalize_value(prep::normalize_value(0.3, 0.2, 0.05), 0.2, 0.05) == doctest::Approx(0.3));
 
   // per site: B has no training rows in fold 0
-  CHECK(node_error([&] { prep::fit_normalization(b.ds, {"SSM"}, &train, true); }).find("at site 'B'") != std::string::npos);
+  CHECK(error_of([&] { prep::fit_normalization(b.ds, {"SSM"}, &train, true); }).find("at site 'B'") != std::string::npos);
   const auto train1 = prep::training_periods(split, 1);
   Builder only_b({"B"}, nt);
   only_b.var("SSM", std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(nt), v.end()), "m3 m-3");
   const auto per_site = prep::fit_normalization(only_b.ds, {"SSM"}, &train1, true);
   CHECK(per_site.sites == std::vector<std::string>{"B"});
   CHECK(per_site.n == std::vector<double>{100});
-  CHECK(node_error([&] { prep::apply_normalization(b.ds, per_site, false); }).find("site 'A'") != std::string::npos);
+  CHECK(error_of([&] { prep::apply_normalization(b.ds, per_site, false); }).find("site 'A'") != std::string::npos);
 }
 
 TEST_CASE("prep: normalisation errors: constant variable, unknown fold, malformed split") {
   Builder b({"A"}, 10);
   b.var("Tair", std::vector<double>(10, 3.0), "degC");
-  CHECK(node_error([&] { prep::fit_normalization(b.ds, {"Tair"}, nullptr, false); }).find("variable 'Tair'") != std::string::npos);
-  CHECK(node_error([&] { prep::fit_normalization(b.ds, {"Tair"}, nullptr, false); }).find("std = 0") != std::string::npos);
+  CHECK(error_of([&] { prep::fit_normalization(b.ds, {"Tair"}, nullptr, false); }).find("variable 'Tair'") != std::string::npos);
+  CHECK(error_of([&] { prep::fit_normalization(b.ds, {"Tair"}, nullptr, false); }).find("std = 0") != std::string::npos);
   const auto split = make_split();
-  CHECK(node_error([&] { prep::training_periods(split, 7); }).find("no such fold (it has: 0, 1)") != std::string::npos);
+  CHECK(error_of([&] { prep::training_periods(split, 7); }).find("no such fold (it has: 0, 1)") != std::string::npos);
   Table bad;
   bad.add_column("fold", std::vector<double>{0});
   bad.add_column("site", std::vector<std::string>{"A"});
   bad.add_column("role", std::vector<std::string>{"training"});
   bad.add_column("start", std::vector<double>{kNaN});
   bad.add_column("end", std::vector<double>{kNaN});
-  CHECK(node_error([&] { prep::training_periods(bad, 0); }).find("role 'training'") != std::string::npos);
+  CHECK(error_of([&] { prep::training_periods(bad, 0); }).find("role 'training'") != std::string::npos);
   Table no_role;
   no_role.add_column("fold", std::vector<double>{0});
-  CHECK(node_error([&] { prep::training_periods(no_role, 0); }).find("no column 'site'") != std::string::npos);
+  CHECK(error_of([&] { prep::training_periods(no_role, 0); }).find("no column 'site'") != std::string::npos);
 }
 
 // ---- Kalman --------------------------------------------------------------------------------------------
@@ -483,10 +475,10 @@ TEST_CASE("prep: augmentation is deterministic, thread-independent, non-negative
   CHECK(std::sqrt(rsq / static_cast<double>(rn)) == doctest::Approx(0.1).epsilon(0.05));
 
   opt.n_copies = 0;
-  CHECK(node_error([&] { prep::augment(in, opt); }).find("n_copies") != std::string::npos);
+  CHECK(error_of([&] { prep::augment(in, opt); }).find("n_copies") != std::string::npos);
   opt.n_copies = 1;
   opt.variables = {"LAI"};
-  CHECK(node_error([&] { prep::augment(in, opt); }).find("'LAI'") != std::string::npos);
+  CHECK(error_of([&] { prep::augment(in, opt); }).find("'LAI'") != std::string::npos);
 }
 
 // ---- static features -----------------------------------------------------------------------------------
@@ -501,7 +493,7 @@ TEST_CASE("prep: static features are per-site multi-year means and std") {
   CHECK(std::isnan(s.var("Tair_mean").as_double()[1]));
   CHECK(empty == std::vector<std::string>{"B/Tair"});
   CHECK(s.var("Tair_mean").attr("units") == "degC");
-  CHECK(node_error([&] { prep::select_variables(b.ds, {"Pr"}, "variables"); }).find("parameter 'variables'") != std::string::npos);
+  CHECK(error_of([&] { prep::select_variables(b.ds, {"Pr"}, "variables"); }).find("parameter 'variables'") != std::string::npos);
 }
 
 // ---- the workflow through the CLI ----------------------------------------------------------------------

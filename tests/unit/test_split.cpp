@@ -19,20 +19,11 @@
 #include <vector>
 
 using namespace couplet;
+using testutil::contains;
+using testutil::error_of;
 using split::Role;
 
 namespace {
-
-template <class F> std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const NodeError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 std::vector<std::string> sites_n(std::size_t n) {
   std::vector<std::string> s;

@@ -6,6 +6,8 @@
 // needs (e.g. k_sat 3.7717e-3 "to 1e-6 relative"), CHECK_REF accepts the larger of the stated
 // tolerance and half a unit of the last printed digit, i.e. "rounds to the printed value"; the report
 // of this work lists those cases. All other tolerances are the spec's own.
+#include "common.hpp"
+
 #include "io_uscrn/uscrn.hpp"
 #include "tem_wbm/model.hpp"
 #include "tem_wbm/simulate.hpp"
@@ -17,7 +19,6 @@
 
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +34,7 @@
 
 using namespace couplet;
 using namespace couplet::tem_wbm;
+using testutil::error_of;
 
 namespace {
 
@@ -881,15 +883,6 @@ Dataset synthetic_statics(std::size_t ns) {
   return ds;
 }
 
-template <class F> std::string node_error(F&& f) {
-  try {
-    f();
-  } catch (const NodeError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST_CASE("tem_wbm: simulate gives bit-identical outputs for 1, 2 and 3 threads") {
@@ -970,14 +963,14 @@ TEST_CASE("tem_wbm: simulate: missing forcing names site and date; linear fill i
     forcing.add(std::move(v));
   }
   SimulateConfig cfg;
-  const std::string msg = node_error([&] { simulate(forcing, nullptr, nullptr, cfg); });
+  const std::string msg = error_of([&] { simulate(forcing, nullptr, nullptr, cfg); });
   CHECK(msg.find("'Tair'") != std::string::npos);
   CHECK(msg.find("'S1'") != std::string::npos);
   CHECK(msg.find("2016-02-05") != std::string::npos);
 
   cfg.fill = FillPolicy::Linear;
   cfg.max_gap = 2;
-  const std::string gap = node_error([&] { simulate(forcing, nullptr, nullptr, cfg); });
+  const std::string gap = error_of([&] { simulate(forcing, nullptr, nullptr, cfg); });
   CHECK(gap.find("gap of 3 days") != std::string::npos);
   CHECK(gap.find("2016-02-05") != std::string::npos);
 
@@ -1035,46 +1028,16 @@ TEST_CASE("tem_wbm: simulate: per-site parameter table and statics fallbacks") {
   Table unknown;
   unknown.add_column("site", std::vector<std::string>{"S0"});
   unknown.add_column("gmax", std::vector<double>{0.01});
-  CHECK(node_error([&] { simulate(forcing, &partial, &unknown, cfg); }).find("'gmax'") != std::string::npos);
+  CHECK(error_of([&] { simulate(forcing, &partial, &unknown, cfg); }).find("'gmax'") != std::string::npos);
   Table invalid;
   invalid.add_column("site", std::vector<std::string>{"S1"});  // an upland site: psi_sat applies
   invalid.add_column("psi_sat", std::vector<double>{10.0});
-  CHECK(node_error([&] { simulate(forcing, &partial, &invalid, cfg); }).find("site 'S1'") != std::string::npos);
+  CHECK(error_of([&] { simulate(forcing, &partial, &invalid, cfg); }).find("site 'S1'") != std::string::npos);
 }
 
 // ---- the node through the executor (shared test binary only: needs the CLI and the built plugins) ----------
 
 #ifdef COUPLET_CLI
-namespace {
-
-struct Shell {
-  int code = -1;
-  std::string text;
-};
-Shell shell(const std::string& cmd) {
-  Shell o;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return o;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) o.text.append(buf, n);
-  const int status = ::pclose(p);
-  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return o;
-}
-std::string slurp(const std::filesystem::path& p) {
-  std::string s;
-  if (FILE* f = std::fopen(p.c_str(), "rb")) {
-    char buf[65536];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
-    std::fclose(f);
-  }
-  return s;
-}
-
-}  // namespace
-
 TEST_CASE("tem_wbm: workflows/pb_uscrn.toml runs; the node's artifacts are byte-identical for 1 and 2 threads") {
   namespace fs = std::filesystem;
   const fs::path tmp = fs::temp_directory_path() / ("couplet-tem-wbm-" + std::to_string(::getpid()));
@@ -1084,20 +1047,20 @@ TEST_CASE("tem_wbm: workflows/pb_uscrn.toml runs; the node's artifacts are byte-
   const std::string cli = std::string(COUPLET_CLI) + " --plugin-path " + COUPLET_PLUGIN_DIR +
                           " run -q --set calibrate.max_evaluations=40 --set calibrate.polish_iterations=1 ";
   for (const char* t : {"1", "2"}) {
-    const Shell r = shell(cli + "-t " + t + " --runs-dir " + (tmp / t).string() + " " + workflow);
+    const testutil::Output r = testutil::run(cli + "-t " + t + " --runs-dir " + (tmp / t).string() + " " + workflow);
     INFO(r.text);
     REQUIRE(r.code == 0);
     CHECK(r.text.find("node parameters used where inputs have no value: LAI") != std::string::npos);
   }
   for (const char* file : {"wbm_default/fluxes.h5", "wbm_default/layers.h5", "calibrate/params.h5",
                            "wbm_calibrated/fluxes.h5"}) {
-    const std::string a = slurp(tmp / "1/pb_uscrn/latest/artifacts" / file);
-    const std::string b = slurp(tmp / "2/pb_uscrn/latest/artifacts" / file);
+    const std::string a = testutil::read_file(tmp / "1/pb_uscrn/latest/artifacts" / file);
+    const std::string b = testutil::read_file(tmp / "2/pb_uscrn/latest/artifacts" / file);
     CHECK_MESSAGE(!a.empty(), file);
     CHECK_MESSAGE(a == b, file);
   }
   // without a fill policy, missing forcing is an error naming the site and the date
-  const Shell bad = shell(cli + "--set wbm_default.fill='\"error\"' --set calibrate.fill='\"error\"' --runs-dir " + (tmp / "e").string() + " " + workflow);
+  const testutil::Output bad = testutil::run(cli + "--set wbm_default.fill='\"error\"' --set calibrate.fill='\"error\"' --runs-dir " + (tmp / "e").string() + " " + workflow);
   CHECK(bad.code != 0);
   CHECK(bad.text.find("is missing at site '") != std::string::npos);
   CHECK(bad.text.find("(fill = \"error\"") != std::string::npos);
@@ -1128,7 +1091,7 @@ TEST_CASE("tem_wbm: simulate streams sites in blocks: streamed forcing, small bl
   const std::string cli = std::string(COUPLET_CLI) + " --plugin-path " + COUPLET_PLUGIN_DIR + " --plugin-path " +
                           COUPLET_TEST_PLUGIN_DIR + "/good run -q -t 2 --runs-dir " + (tmp / "runs").string() + " " +
                           (tmp / "stream.toml").string();
-  const Shell r = shell(cli);
+  const testutil::Output r = testutil::run(cli);
   INFO(r.text);
   REQUIRE(r.code == 0);
   const fs::path art = tmp / "runs/stream/latest/artifacts";
@@ -1171,6 +1134,6 @@ TEST_CASE("tem_wbm: simulate: output selection produces only what was asked, wit
   CHECK(some.layers->has("layer"));
   CHECK(some.fluxes->var("SSM").values<double>() == all.fluxes->var("SSM").values<double>());
   cfg.outputs = {"SMM"};
-  CHECK(node_error([&] { simulate(forcing, nullptr, nullptr, cfg); }).find("'SMM' is not an output of the model") !=
+  CHECK(error_of([&] { simulate(forcing, nullptr, nullptr, cfg); }).find("'SMM' is not an output of the model") !=
         std::string::npos);
 }

@@ -1,5 +1,7 @@
 // io_uscrn: the daily01 parser, the derived variables and the Datasets, checked against values read by
 // hand from the bundled files (data/uscrn).
+#include "common.hpp"
+
 #include "io_uscrn/uscrn.hpp"
 #include "io_statics/statics.hpp"
 #include "tem_wbm/simulate.hpp"
@@ -16,22 +18,13 @@
 #include <string>
 
 using namespace couplet;
+using testutil::error_of;
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path kData = fs::path(COUPLET_SOURCE_DIR) / "data" / "uscrn";
 const fs::path kBad = fs::path(COUPLET_SOURCE_DIR) / "tests" / "fixtures" / "uscrn_bad";
-
-// The message of the NodeError that `f` throws ("" if it throws none).
-template <class F> std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const NodeError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 const uscrn::DailyRecord& on_day(const std::vector<uscrn::DailyRecord>& records, const char* date) {
   const auto day = parse_date(date);

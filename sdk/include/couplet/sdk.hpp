@@ -2,6 +2,7 @@
 #pragma once
 #include <couplet/artifact.hpp>
 #include <couplet/context.hpp>
+#include <couplet/files.hpp>
 #include <couplet/node.hpp>
 #include <couplet/plugin.hpp>
 #include <couplet/seed.hpp>
