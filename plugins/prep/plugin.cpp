@@ -210,25 +210,86 @@ COUPLET_PLUGIN("prep", "0.1.0") {
       });
 
   plugin.node("prep.augment")
-      .summary("Co-located site augmentation: perturbed copies of each site's forcing")
-      .doc("science.md §B (Augmentation): sites sharing a grid cell get perturbed copies of the cell's "
-           "forcing — multiplicative Gaussian noise on Pr, additive on the others scaled by the site mean, "
-           "non-negativity kept except for Tair. For each site and k = 1..n_copies a site `<site>~aug<k>` is "
-           "added: multiplicative variables x(1 + sigma·e), the others x + sigma·|site mean of x|·e, e ~ "
-           "N(0, 1) drawn per day; values below 0 become 0 except for `may_be_negative`; NaN stays NaN. "
-           "(site) variables (lat, lon, ...) are copied to the new sites. Each new site draws from its own "
-           "stream seeded by derive_seed(node seed, new site name) with a portable Box–Muller generator, so "
-           "results are the same for any thread count and platform.")
-      .input("data", ArtifactKind::Dataset, "forcing over (site, time)")
-      .output("augmented", ArtifactKind::Dataset, "the input sites (if keep_original) and their copies")
-      .param(param_int("n_copies", 1, "perturbed copies per site").bounds(1, 1000))
+      .version("2")
+      .summary("Co-located site augmentation: perturbed copies of each site's forcing, or the paper's shared "
+               "grid-cell forcing for co-located sites")
+      .doc("science.md §B (Augmentation): \"Several sites in one grid cell share forcings: the one nearest the "
+           "cell centre keeps them; the others get perturbed copies\" — multiplicative Gaussian noise on Pr, "
+           "additive on the others scaled by the site mean, non-negativity kept except for Tair. Noise: "
+           "multiplicative variables x(1 + sigma·e), the others x + sigma·|mean of x over the perturbed series' "
+           "source site|·e, e ~ N(0, 1) drawn per day; values below 0 become 0 except for `may_be_negative`; "
+           "NaN stays NaN.\n\n"
+           "mode = \"colocated\" (the paper): sites are grouped into cells of `cell_size` degrees (default 0.5, "
+           "the paper's global grid) counted from (`grid_origin_lat`, `grid_origin_lon`), using the (site) "
+           "variables `lat` and `lon` of the `sites` input when connected (matched by site name), else of "
+           "`data`. In a cell with two or more sites, the site nearest the cell centre "
+           "(great-circle; ties: the earlier site) keeps its forcing unchanged and every other site's forcing "
+           "variables are REPLACED by a perturbed copy of the kept site's forcing (additive noise scaled by "
+           "the kept site's mean, the series being perturbed). `targets` (SSM, SSM10) are never touched; sites "
+           "alone in their cell are unchanged. Same sites, same order. Each perturbed site draws from the "
+           "stream derive_seed(node seed, site).\n\n"
+           "mode = \"copies\": for each site and k = 1..n_copies a site `<site>~aug<k>` is added (every "
+           "(site, time) variable perturbed unless `variables` says otherwise, targets included); (site) "
+           "variables (lat, lon, ...) are copied to the new sites; stream derive_seed(node seed, new site "
+           "name).\n\n"
+           "A portable Box–Muller generator is used, so results are the same for any thread count and platform.")
+      .input("data", ArtifactKind::Dataset, "forcing (and, for colocated, targets) over (site, time); colocated needs (site) lat and lon here or in `sites`")
+      .optional_input("sites", ArtifactKind::Dataset,
+                      "mode = colocated: (site) lat and lon of every data site, matched by name (e.g. io.uscrn.sites); "
+                      "absent = the data's own lat and lon")
+      .output("augmented", ArtifactKind::Dataset,
+              "colocated: the input sites with the co-located sites' forcing replaced; copies: the input sites (if "
+              "keep_original) and their copies")
+      .output("cells", ArtifactKind::Table,
+              "one row per output site: site, cell, role, source_site, distance_km. colocated: role kept, perturbed "
+              "or alone; copies: role original or copy, cell empty, distance_km NaN")
+      .param(param_string("mode", "copies", "copies: n_copies perturbed copies of every site, added as new sites; "
+                                            "colocated: the paper's shared forcing of sites in one grid cell")
+                 .one_of({"copies", "colocated"}))
+      .param(param_int("n_copies", 1, "perturbed copies per site (mode = copies)").bounds(1, 1000))
       .param(param_float("sigma", 0.1, "noise standard deviation, relative to the value (multiplicative) or "
-                                       "the site mean (additive)").bounds(0, 10).in_units("1"))
-      .param(param_strings("variables", std::vector<std::string>{}, "variables perturbed; empty = every (site, time) variable"))
+                                       "the source site's mean (additive)").bounds(0, 10).in_units("1"))
+      .param(param_strings("variables", std::vector<std::string>{},
+                           "variables perturbed; empty = every (site, time) variable (colocated: except the targets)"))
+      .param(param_strings("targets", std::vector<std::string>{"SSM", "SSM10"},
+                           "mode = colocated: variables never touched (names the dataset lacks are skipped)"))
       .param(param_strings("multiplicative", std::vector<std::string>{"Pr"}, "variables with multiplicative noise"))
       .param(param_strings("may_be_negative", std::vector<std::string>{"Tair"}, "variables not clamped at 0"))
-      .param(param_bool("keep_original", true, "keep the unperturbed input sites in the output"))
+      .param(param_bool("keep_original", true, "keep the unperturbed input sites in the output (mode = copies)"))
+      .param(param_float("cell_size", 0.5, "mode = colocated: grid cell size (0.5 degrees: the paper's global grid)")
+                 .bounds(1e-6, 180).in_units("degree"))
+      .param(param_float("grid_origin_lat", -90, "mode = colocated: latitude of the grid's south edge")
+                 .bounds(-90, 90).in_units("degree_north"))
+      .param(param_float("grid_origin_lon", -180, "mode = colocated: longitude of the grid's west edge")
+                 .bounds(-360, 360).in_units("degree_east"))
       .run([](Context& ctx) {
+        const auto& in = ctx.dataset("data");
+        const auto vars = prep::site_time_variables(in);
+        for (const char* param : {"multiplicative", "may_be_negative"})
+          for (const auto& v : ctx.param<std::vector<std::string>>(param))
+            if (std::find(vars.begin(), vars.end(), v) == vars.end())
+              ctx.warn(std::string("parameter '") + param + "' names '" + v + "', which the dataset does not have: ignored");
+        if (ctx.param<std::string>("mode") == "colocated") {
+          prep::ColocatedOptions opt;
+          opt.sigma = ctx.param<double>("sigma");
+          opt.variables = ctx.param<std::vector<std::string>>("variables");
+          opt.targets = ctx.param<std::vector<std::string>>("targets");
+          opt.multiplicative = ctx.param<std::vector<std::string>>("multiplicative");
+          opt.may_be_negative = ctx.param<std::vector<std::string>>("may_be_negative");
+          opt.cell_size = ctx.param<double>("cell_size");
+          opt.origin_lat = ctx.param<double>("grid_origin_lat");
+          opt.origin_lon = ctx.param<double>("grid_origin_lon");
+          opt.seed = ctx.seed();
+          opt.threads = ctx.threads();
+          if (ctx.has_input("sites")) opt.coordinates = &ctx.dataset("sites");
+          auto res = prep::augment_colocated(in, opt);
+          if (res.n_perturbed == 0)
+            ctx.warn("no grid cell of " + std::to_string(opt.cell_size) + " degrees holds two or more sites: the "
+                     "forcing is unchanged");
+          ctx.set_output("augmented", std::make_shared<Dataset>(std::move(res.augmented)));
+          ctx.set_output("cells", std::make_shared<Table>(std::move(res.cells)));
+          return;
+        }
         prep::AugmentOptions opt;
         opt.n_copies = static_cast<std::size_t>(ctx.param<std::int64_t>("n_copies"));
         opt.sigma = ctx.param<double>("sigma");
@@ -238,13 +299,26 @@ COUPLET_PLUGIN("prep", "0.1.0") {
         opt.keep_original = ctx.param<bool>("keep_original");
         opt.seed = ctx.seed();
         opt.threads = ctx.threads();
-        const auto& in = ctx.dataset("data");
-        const auto vars = prep::site_time_variables(in);
-        for (const char* param : {"multiplicative", "may_be_negative"})
-          for (const auto& v : ctx.param<std::vector<std::string>>(param))
-            if (std::find(vars.begin(), vars.end(), v) == vars.end())
-              ctx.warn(std::string("parameter '") + param + "' names '" + v + "', which the dataset does not have: ignored");
-        ctx.set_output("augmented", std::make_shared<Dataset>(prep::augment(in, opt)));
+        auto out = std::make_shared<Dataset>(prep::augment(in, opt));
+        const auto& in_sites = series::site_names(in);
+        std::vector<std::string> site, cell, role, source;
+        std::vector<double> distance;
+        const auto row = [&](const std::string& s, const char* r, const std::string& src) {
+          site.push_back(s); cell.emplace_back(); role.emplace_back(r); source.push_back(src);
+          distance.push_back(std::nan(""));
+        };
+        if (opt.keep_original)
+          for (const auto& s : in_sites) row(s, "original", s);
+        for (const auto& s : in_sites)
+          for (std::size_t k = 1; k <= opt.n_copies; ++k) row(s + "~aug" + std::to_string(k), "copy", s);
+        auto cells = std::make_shared<Table>();
+        cells->add_column("site", site, "", "output site");
+        cells->add_column("cell", cell, "", "empty: mode = copies uses no grid");
+        cells->add_column("role", role, "", "original (unperturbed input site) or copy");
+        cells->add_column("source_site", source, "", "input site the row's forcing comes from");
+        cells->add_column("distance_km", distance, "km", "NaN: mode = copies uses no grid");
+        ctx.set_output("augmented", out);
+        ctx.set_output("cells", cells);
       });
 
   plugin.node("prep.static_features")

@@ -721,6 +721,158 @@ Dataset augment(const Dataset& in, const AugmentOptions& opt) {
   return out;
 }
 
+std::string grid_cell(double lat, double lon, double cell_size, double origin_lat, double origin_lon) {
+  const auto row = static_cast<long long>(std::floor((lat - origin_lat) / cell_size));
+  const auto col = static_cast<long long>(std::floor((lon - origin_lon) / cell_size));
+  return std::to_string(row) + "_" + std::to_string(col);
+}
+
+double great_circle_km(double lat1, double lon1, double lat2, double lon2) {
+  const double rad = 3.14159265358979323846 / 180.0;
+  const double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
+  const double h = std::sin(dlat / 2) * std::sin(dlat / 2) +
+                   std::cos(lat1 * rad) * std::cos(lat2 * rad) * std::sin(dlon / 2) * std::sin(dlon / 2);
+  return 2.0 * 6371.0 * std::asin(std::min(1.0, std::sqrt(h)));
+}
+
+namespace {
+
+// The (site) variable `name` of `holder` for each of `sites`, matched by site name; `what` names the holder.
+std::vector<double> site_coordinate(const Dataset& holder, const std::string& name, const std::vector<std::string>& sites,
+                                    const std::string& what) {
+  if (!holder.has(name) || holder.var(name).dims() != std::vector<std::string>{"site"} ||
+      holder.var(name).dtype() == DType::String)
+    throw NodeError("mode = \"colocated\" needs the sites' coordinates: " + what + " has no numeric (site) variable '" +
+                    name + "' (in degrees)");
+  const auto all = holder.var(name).as_double();
+  const auto& names = series::site_names(holder);
+  std::unordered_map<std::string, std::size_t> row;
+  for (std::size_t i = 0; i < names.size(); ++i) row.emplace(names[i], i);
+  std::vector<double> v(sites.size());
+  for (std::size_t i = 0; i < sites.size(); ++i) {
+    const auto it = row.find(sites[i]);
+    if (it == row.end()) throw NodeError("site '" + sites[i] + "' of the data is not in " + what + ", so its grid cell is unknown");
+    v[i] = all[it->second];
+  }
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i]))
+      throw NodeError("mode = \"colocated\": site '" + sites[i] + "' has no " + name + " (" + num(v[i]) +
+                      "), so its grid cell is unknown");
+  return v;
+}
+
+}  // namespace
+
+ColocatedResult augment_colocated(const Dataset& in, const ColocatedOptions& opt) {
+  if (!(opt.sigma >= 0) || !std::isfinite(opt.sigma)) throw NodeError("parameter 'sigma' must be >= 0");
+  if (!(opt.cell_size > 0) || !std::isfinite(opt.cell_size)) throw NodeError("parameter 'cell_size' must be > 0 degrees");
+  const auto all = site_time_variables(in);
+  std::vector<std::string> vars;
+  if (opt.variables.empty()) {
+    for (const auto& v : all)
+      if (!contains(opt.targets, v)) vars.push_back(v);
+    if (vars.empty()) throw NodeError("the dataset has no (site, time) forcing variable besides the targets");
+  } else {
+    vars = select_variables(in, opt.variables, "variables");
+    for (const auto& v : vars)
+      if (contains(opt.targets, v))
+        throw NodeError("parameter 'variables' names '" + v + "', which is a target (parameter 'targets'): targets are never perturbed");
+  }
+  const auto& sites = series::site_names(in);
+  const std::size_t ns = sites.size();
+  const Dataset& holder = opt.coordinates ? *opt.coordinates : in;
+  const std::string what = opt.coordinates ? "the sites input" : "the dataset";
+  const auto lat = site_coordinate(holder, "lat", sites, what), lon = site_coordinate(holder, "lon", sites, what);
+
+  std::vector<std::string> cell(ns);
+  std::map<std::string, std::vector<std::size_t>> members;
+  for (std::size_t i = 0; i < ns; ++i) {
+    cell[i] = grid_cell(lat[i], lon[i], opt.cell_size, opt.origin_lat, opt.origin_lon);
+    members[cell[i]].push_back(i);
+  }
+  std::vector<std::size_t> source(ns);  // the site whose forcing each site gets
+  std::vector<double> distance(ns);
+  std::vector<std::string> role(ns);
+  for (const auto& [id, rows] : members) {
+    const std::size_t front = rows.front();
+    const double row = std::floor((lat[front] - opt.origin_lat) / opt.cell_size);
+    const double col = std::floor((lon[front] - opt.origin_lon) / opt.cell_size);
+    const double clat = opt.origin_lat + (row + 0.5) * opt.cell_size, clon = opt.origin_lon + (col + 0.5) * opt.cell_size;
+    std::size_t kept = front;
+    for (std::size_t i : rows) {
+      distance[i] = great_circle_km(lat[i], lon[i], clat, clon);
+      if (distance[i] < distance[kept]) kept = i;  // strict: a tie keeps the earlier site
+    }
+    for (std::size_t i : rows) {
+      source[i] = kept;
+      role[i] = rows.size() == 1 ? "alone" : (i == kept ? "kept" : "perturbed");
+    }
+  }
+  std::vector<std::size_t> perturbed;
+  for (std::size_t i = 0; i < ns; ++i)
+    if (role[i] == "perturbed") perturbed.push_back(i);
+
+  ColocatedResult res;
+  res.augmented = in;
+  res.n_perturbed = perturbed.size();
+  std::vector<series::SiteSeries> data;
+  for (const auto& name : vars) data.push_back(series::read_site_series(in, name));
+  const std::size_t nt = data.empty() ? 0 : data[0].n_times();
+  std::vector<double> kept_mean(vars.size() * ns, 0.0);  // filled for the kept sites only
+  for (std::size_t v = 0; v < vars.size(); ++v)
+    for (std::size_t i = 0; i < ns; ++i) {
+      if (role[i] != "kept") continue;
+      double sum = 0;
+      std::size_t n = 0;
+      for (std::size_t t = 0; t < nt; ++t)
+        if (std::isfinite(data[v].row(i)[t])) { sum += data[v].row(i)[t]; ++n; }
+      kept_mean[v * ns + i] = n ? sum / static_cast<double>(n) : 0.0;
+    }
+  // Each perturbed site reads only its kept site's row (never perturbed) and draws from its own stream.
+  const auto perturb = [&](std::size_t i) {
+    NormalStream eps(derive_seed(opt.seed, sites[i]));
+    const std::size_t k = source[i];
+    for (std::size_t v = 0; v < vars.size(); ++v) {
+      const bool mult = contains(opt.multiplicative, vars[v]);
+      const bool clamp = !contains(opt.may_be_negative, vars[v]);
+      const double scale = opt.sigma * std::fabs(kept_mean[v * ns + k]);
+      const double* src = data[v].values.data() + k * nt;
+      double* dst = data[v].values.data() + i * nt;
+      for (std::size_t t = 0; t < nt; ++t) {
+        const double e = eps.next();  // drawn for NaN days too, so a gap does not shift later noise
+        if (!std::isfinite(src[t])) { dst[t] = kNaN; continue; }
+        double x = mult ? src[t] * (1.0 + opt.sigma * e) : src[t] + scale * e;
+        if (clamp && x < 0) x = 0;
+        dst[t] = x;
+      }
+    }
+  };
+  const std::size_t n_threads = std::max<std::size_t>(
+      1, std::min<std::size_t>(static_cast<std::size_t>(std::max(1, opt.threads)), perturbed.size()));
+  std::vector<std::thread> pool;
+  for (std::size_t w = 0; w < n_threads; ++w)
+    pool.emplace_back([&, w] {
+      for (std::size_t j = w; j < perturbed.size(); j += n_threads) perturb(perturbed[j]);
+    });
+  for (auto& th : pool) th.join();
+  for (std::size_t v = 0; v < vars.size(); ++v) {
+    Attributes a = with_note(data[v].attrs, "augmentation",
+                             std::string(contains(opt.multiplicative, vars[v]) ? "multiplicative" : "additive") +
+                                 " Gaussian noise, sigma = " + num(opt.sigma) +
+                                 ", on a copy of the forcing of the site nearest the centre of each " +
+                                 num(opt.cell_size) + " degree cell, for its other sites");
+    put_series(res.augmented, vars[v], data[v].values, a, in.var(vars[v]).dtype());
+  }
+  std::vector<std::string> source_site(ns);
+  for (std::size_t i = 0; i < ns; ++i) source_site[i] = sites[source[i]];
+  res.cells.add_column("site", sites, "", "station");
+  res.cells.add_column("cell", cell, "", "grid cell \"<row>_<col>\" counted from the grid origin in cells of cell_size degrees");
+  res.cells.add_column("role", role, "", "kept (nearest the cell centre), perturbed (forcing replaced) or alone in its cell");
+  res.cells.add_column("source_site", source_site, "", "site whose forcing this site has after augmentation");
+  res.cells.add_column("distance_km", distance, "km", "great-circle distance to the cell centre");
+  return res;
+}
+
 // ---- prep.static_features --------------------------------------------------------------------------
 
 Dataset static_features(const Dataset& in, const std::vector<std::string>& variables, bool with_std,

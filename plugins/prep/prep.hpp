@@ -166,6 +166,35 @@ struct AugmentOptions {
 /// may_be_negative; NaN stays NaN. One stream per copy, derive_seed(seed, "<site>~aug<k>"), so the result
 /// does not depend on `threads`.
 Dataset augment(const Dataset& in, const AugmentOptions& opt);
+
+struct ColocatedOptions {
+  double sigma = 0.1;  ///< as in AugmentOptions, relative to the value or to the kept site's mean
+  std::vector<std::string> variables;  ///< replaced and perturbed; empty = all (site, time) but targets
+  std::vector<std::string> targets{"SSM", "SSM10"};  ///< never touched; names the input lacks are skipped
+  std::vector<std::string> multiplicative{"Pr"};
+  std::vector<std::string> may_be_negative{"Tair"};
+  double cell_size = 0.5;          ///< degrees
+  double origin_lat = -90, origin_lon = -180;  ///< south-west corner of cell (0, 0)
+  /// (site) Dataset holding lat and lon for every site of the input, matched by name; null = the input's own.
+  const Dataset* coordinates = nullptr;
+  std::uint64_t seed = 0;
+  int threads = 1;
+};
+struct ColocatedResult {
+  Dataset augmented;  ///< same sites and order as the input
+  Table cells;        ///< site, cell, role (kept, perturbed, alone), source_site, distance_km
+  std::size_t n_perturbed = 0;
+};
+/// Grid cell of (lat, lon): "<row>_<col>", row = floor((lat − origin_lat) / cell_size), likewise col.
+std::string grid_cell(double lat, double lon, double cell_size, double origin_lat, double origin_lon);
+/// Great-circle distance in km (spherical Earth, radius 6371 km).
+double great_circle_km(double lat1, double lon1, double lat2, double lon2);
+/// science.md §B as the paper does it: sites are grouped by grid cell (from their (site) `lat`/`lon`); in
+/// a cell with ≥ 2 sites the one nearest the cell centre (great-circle; ties: first in input order) keeps
+/// its forcing, and every other site's forcing variables are replaced by a perturbed copy of the kept
+/// site's (noise as in augment(), the additive scale from the kept site's mean). One stream per perturbed
+/// site, derive_seed(seed, site), so the result does not depend on `threads`.
+ColocatedResult augment_colocated(const Dataset& in, const ColocatedOptions& opt);
 /// Standard normal deviates from a 64-bit seed (Box–Muller over splitmix64): the same on every platform.
 class NormalStream {
  public:

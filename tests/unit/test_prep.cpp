@@ -481,6 +481,180 @@ TEST_CASE("prep: augmentation is deterministic, thread-independent, non-negative
   CHECK(error_of([&] { prep::augment(in, opt); }).find("'LAI'") != std::string::npos);
 }
 
+// ---- co-located augmentation (the paper's mode) ---------------------------------------------------------
+
+namespace {
+
+// Five sites: A, B, C in the 0.5-degree cell [40, 40.5) x [-100, -99.5) (centre 40.25, -99.75), B nearest
+// the centre; D and E alone in their cells (E in the neighbouring cell to the east).
+Dataset colocated_sites(std::size_t nt) {
+  Builder b({"A", "B", "C", "D", "E"}, nt);
+  std::vector<double> pr(5 * nt), swd(5 * nt), tair(5 * nt), vp(5 * nt), ssm(5 * nt);
+  for (std::size_t i = 0; i < 5; ++i)
+    for (std::size_t t = 0; t < nt; ++t) {
+      const std::size_t k = i * nt + t;
+      const double season = std::sin(6.283185307179586 * static_cast<double>(t) / 365.0);
+      if (i == 1) {  // the kept site's forcing, distinct from every other site's
+        pr[k] = t % 3 == 0 ? 5.0 : 0.0;
+        swd[k] = 200.0 + 50.0 * season;
+        tair[k] = 2.0 + 10.0 * season;  // mean about 2 degC, often below 0
+        vp[k] = 10.0;
+      } else {
+        pr[k] = 1.0 + static_cast<double>(i);
+        swd[k] = 100.0 + static_cast<double>(i);
+        tair[k] = 15.0 + static_cast<double>(i);
+        vp[k] = 20.0 + static_cast<double>(i);
+      }
+      ssm[k] = 0.1 + 0.05 * static_cast<double>(i);
+    }
+  pr[1 * nt + 6] = kNaN;  // a gap in the kept site's forcing
+  b.var("Pr", pr, "mm d-1").var("SWD", swd, "W m-2").var("Tair", tair, "degC").var("Vp", vp, "hPa").var("SSM", ssm, "m3 m-3");
+  b.ds.add(Variable("lat", {"site"}, {5}, std::vector<double>{40.10, 40.26, 40.45, 10.1, 40.10}));
+  b.ds.add(Variable("lon", {"site"}, {5}, std::vector<double>{-99.90, -99.74, -99.60, 20.1, -99.40}));
+  return b.ds;
+}
+
+std::vector<double> row_of(const Dataset& ds, const std::string& name, std::size_t site, std::size_t nt) {
+  const auto v = values(ds, name);
+  return {v.begin() + static_cast<std::ptrdiff_t>(site * nt), v.begin() + static_cast<std::ptrdiff_t>((site + 1) * nt)};
+}
+
+bool same_values(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](double x, double y) {
+           return x == y || (std::isnan(x) && std::isnan(y));
+         });
+}
+
+}  // namespace
+
+TEST_CASE("prep: co-located augmentation keeps the site nearest the cell centre and gives the others its perturbed forcing") {
+  const std::size_t nt = 5000;
+  const Dataset in = colocated_sites(nt);
+  prep::ColocatedOptions opt;
+  opt.sigma = 0.1;
+  opt.seed = 77;
+  opt.threads = 1;
+  const auto res = prep::augment_colocated(in, opt);
+  const Dataset& out = res.augmented;
+  CHECK(series::site_names(out) == series::site_names(in));
+  CHECK(res.n_perturbed == 2);
+  CHECK(res.cells.strings("role") == std::vector<std::string>{"perturbed", "kept", "perturbed", "alone", "alone"});
+  CHECK(res.cells.strings("source_site") == std::vector<std::string>{"B", "B", "B", "D", "E"});
+  const auto& cell = res.cells.strings("cell");
+  CHECK(cell[0] == "260_160");  // row floor((40.1 + 90) / 0.5), col floor((-99.9 + 180) / 0.5)
+  CHECK((cell[0] == cell[1] && cell[1] == cell[2] && cell[4] != cell[0] && cell[3] != cell[0]));
+  CHECK(res.cells.numbers("distance_km")[1] == doctest::Approx(1.4).epsilon(0.05));  // 0.01 deg lat and lon at 40 N
+
+  const char* forcing[] = {"Pr", "SWD", "Tair", "Vp"};
+  // The kept site, the sites alone in their cell and every site's SSM are exactly the input's.
+  for (const char* v : {"Pr", "SWD", "Tair", "Vp", "SSM"})
+    for (std::size_t i : {1, 3, 4}) CHECK(same_values(row_of(out, v, i, nt), row_of(in, v, i, nt)));
+  for (std::size_t i = 0; i < 5; ++i) CHECK(same_values(row_of(out, "SSM", i, nt), row_of(in, "SSM", i, nt)));
+
+  // A and C: B's forcing plus noise, not their own, and not each other's.
+  const double n = static_cast<double>(nt);
+  for (std::size_t i : {0, 2}) {
+    CAPTURE(i);
+    for (const char* v : forcing) {
+      const auto own = row_of(in, v, i, nt), got = row_of(out, v, i, nt), kept = row_of(in, v, 1, nt);
+      std::size_t differs = 0, nonzero = 0;  // B's dry days stay 0 under multiplicative noise
+      for (std::size_t t = 0; t < nt; ++t)
+        if (kept[t] != 0 && !std::isnan(kept[t])) {
+          ++nonzero;
+          differs += got[t] != kept[t] && got[t] != own[t];
+        }
+      CHECK(nonzero > nt / 4);
+      CHECK(differs == nonzero);
+    }
+    CHECK(std::isnan(row_of(out, "Pr", i, nt)[6]));  // B's gap is shared
+    // Additive: residual mean within 4 standard errors of 0, sd within 5 % of σ · |mean of B| (SWD 200 → 20,
+    // Vp 10 → 1). Multiplicative Pr: relative residual sd within 5 % of σ on B's wet days.
+    for (auto [v, sd] : {std::pair<const char*, double>{"SWD", 20.0}, {"Vp", 1.0}}) {
+      CAPTURE(v);
+      const auto got = row_of(out, v, i, nt), kept = row_of(in, v, 1, nt);
+      double sum = 0, sq = 0;
+      for (std::size_t t = 0; t < nt; ++t) { sum += got[t] - kept[t]; sq += (got[t] - kept[t]) * (got[t] - kept[t]); }
+      CHECK(std::fabs(sum / n) < 4 * sd / std::sqrt(n));
+      CHECK(std::sqrt(sq / n) == doctest::Approx(sd).epsilon(0.05));
+    }
+    const auto pr = row_of(out, "Pr", i, nt), pr_b = row_of(in, "Pr", 1, nt);
+    double rsum = 0, rsq = 0, rn = 0;
+    for (std::size_t t = 0; t < nt; ++t)
+      if (pr_b[t] > 0) {
+        const double rel = pr[t] / pr_b[t] - 1.0;
+        rsum += rel; rsq += rel * rel; rn += 1;
+      }
+    CHECK(std::fabs(rsum / rn) < 4 * 0.1 / std::sqrt(rn));
+    CHECK(std::sqrt(rsq / rn) == doctest::Approx(0.1).epsilon(0.05));
+  }
+  CHECK(row_of(out, "SWD", 0, nt) != row_of(out, "SWD", 2, nt));  // independent streams
+
+  // Same seed → same bytes; 1 vs 2 threads → same bytes; another seed → other values.
+  CHECK(bytes_of(prep::augment_colocated(in, opt).augmented) == bytes_of(out));
+  opt.threads = 2;
+  CHECK(bytes_of(prep::augment_colocated(in, opt).augmented) == bytes_of(out));
+  opt.seed = 78;
+  CHECK(bytes_of(prep::augment_colocated(in, opt).augmented) != bytes_of(out));
+
+  // Large noise: Pr, SWD and Vp are clamped at 0, Tair is not.
+  opt.sigma = 3;
+  const auto loud = prep::augment_colocated(in, opt).augmented;
+  bool tair_negative = false, clamped = false;
+  for (std::size_t i : {0, 2}) {
+    for (const char* v : {"Pr", "SWD", "Vp"})
+      for (double x : row_of(loud, v, i, nt))
+        if (!std::isnan(x)) { REQUIRE(x >= 0); clamped |= x == 0 && std::string(v) != "Pr"; }
+    for (double x : row_of(loud, "Tair", i, nt)) tair_negative |= x < -1;
+  }
+  CHECK(clamped);
+  CHECK(tair_negative);
+}
+
+TEST_CASE("prep: co-located augmentation errors name the missing coordinate and misused targets") {
+  const Dataset in = colocated_sites(10);
+  prep::ColocatedOptions opt;
+  Dataset no_lat;
+  for (const auto& v : in.variables())
+    if (v.name() != "lat") no_lat.add(v);
+  CHECK(error_of([&] { prep::augment_colocated(no_lat, opt); }).find("'lat'") != std::string::npos);
+  Dataset bad_lon = in;
+  std::vector<double> lon = in.var("lon").as_double();
+  lon[3] = kNaN;
+  bad_lon.add(Variable("lon", {"site"}, {5}, lon));
+  CHECK(error_of([&] { prep::augment_colocated(bad_lon, opt); }).find("'D'") != std::string::npos);
+  opt.variables = {"Pr", "SSM"};
+  CHECK(error_of([&] { prep::augment_colocated(in, opt); }).find("'SSM'") != std::string::npos);
+  opt.variables = {};
+  opt.cell_size = 0;
+  CHECK(error_of([&] { prep::augment_colocated(in, opt); }).find("cell_size") != std::string::npos);
+  // Coordinates from a separate (site) Dataset (as io.uscrn.sites), matched by name in another order.
+  Dataset coords;
+  coords.add(series::site_coord({"E", "D", "C", "B", "A"}));
+  coords.add(Variable("lat", {"site"}, {5}, std::vector<double>{40.10, 10.1, 40.45, 40.26, 40.10}));
+  coords.add(Variable("lon", {"site"}, {5}, std::vector<double>{-99.40, 20.1, -99.60, -99.74, -99.90}));
+  opt.cell_size = 0.5;
+  opt.coordinates = &coords;
+  const auto from_coords = prep::augment_colocated(no_lat, opt);
+  opt.coordinates = nullptr;
+  const auto from_data = prep::augment_colocated(in, opt);
+  for (const char* v : {"Pr", "SWD", "Tair", "Vp", "SSM"})
+    CHECK(same_values(values(from_coords.augmented, v), values(from_data.augmented, v)));
+  CHECK(from_coords.cells.strings("role") == std::vector<std::string>{"perturbed", "kept", "perturbed", "alone", "alone"});
+  Dataset four;
+  four.add(series::site_coord({"A", "B", "C", "D"}));
+  four.add(Variable("lat", {"site"}, {4}, std::vector<double>{40.10, 40.26, 40.45, 10.1}));
+  four.add(Variable("lon", {"site"}, {4}, std::vector<double>{-99.90, -99.74, -99.60, 20.1}));
+  opt.coordinates = &four;
+  CHECK(error_of([&] { prep::augment_colocated(in, opt); }).find("site 'E' of the data is not in the sites input") !=
+        std::string::npos);
+  opt.coordinates = nullptr;
+  // With 0.01-degree cells every site is alone: the forcing is unchanged.
+  opt.cell_size = 0.01;
+  const auto res = prep::augment_colocated(in, opt);
+  CHECK(res.n_perturbed == 0);
+  CHECK(bytes_of(res.augmented) == bytes_of(in));
+}
+
 // ---- static features -----------------------------------------------------------------------------------
 
 TEST_CASE("prep: static features are per-site multi-year means and std") {
