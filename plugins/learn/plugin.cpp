@@ -248,7 +248,9 @@ void run_train(Context& ctx, Kind kind) {
                       e.epoch, opt.epochs, e.train_loss, e.val_loss, e.improved ? " (best)" : "", e.seconds,
                       e.eta_seconds);
         ctx.info(line);
-        ctx.progress(e.epoch, opt.epochs, line);
+        char note[120];
+        std::snprintf(note, sizeof note, "loss %.4f, val %.4f, ETA %.0f s", e.train_loss, e.val_loss, e.eta_seconds);
+        ctx.progress(e.epoch, opt.epochs, note);
       },
       [&] { return ctx.cancelled(); });
   if (result.resumed_at > 0)
