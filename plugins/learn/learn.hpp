@@ -163,4 +163,18 @@ struct Loaded {
 };
 Loaded from_model(const Model& m);
 
+/// The frame on the target's (site, time) grid. `features` holds the drivers, `physics` the PB variables
+/// (features when null), `statics` the per-site variables over `site` (required when cfg.statics is not
+/// empty). Other inputs are aligned to the target by site name and day; NodeErrors name the input.
+Frame assemble(const Config& cfg, const Dataset& target, const Dataset& features, const Dataset* physics,
+               const Dataset* statics);
+/// Predictions (normalised, sites × times) back in the target's units as a (site, time) Dataset with one
+/// float32 variable named like the target.
+std::shared_ptr<Dataset> prediction_dataset(const Frame& raw, const Config& cfg, const Norm& norm,
+                                            std::vector<double> pred, const Dataset& target, Rollout mode);
+/// The Predictor of the learn model types: one Dataset holding the target, drivers and physics over
+/// (site, time) and the statics over (site); every site is predicted from its day k (the first k days
+/// seed the window) by the windowed rollout.
+std::shared_ptr<Predictor> make_predictor(const Model& m);
+
 }  // namespace couplet::learn

@@ -21,48 +21,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-/// The frame on the target's (site, time) grid. `features` holds the drivers, `physics` the PB
-/// variables (features when null), `statics` the per-site variables (over `site` only).
-Frame assemble(const Config& cfg, const Dataset& target, const Dataset& features, const Dataset* physics,
-               const Dataset* statics) {
-  auto tgt = series::read_site_series(target, cfg.target);
-  Frame f;
-  f.sites = tgt.sites;
-  f.time = tgt.time;
-  f.target = std::move(tgt.values);
-  auto fetch = [&](const Dataset& ds, const std::string& var, const std::string& what) {
-    try {
-      return series::align(series::read_site_series(ds, var), f.sites, f.time, what, "target");
-    } catch (const NodeError& e) {
-      throw NodeError(what + ", variable '" + var + "': " + e.what());
-    }
-  };
-  for (auto& d : cfg.drivers) f.drivers.push_back(fetch(features, d, "input 'features'"));
-  for (auto& p : cfg.physics)
-    f.physics.push_back(fetch(physics ? *physics : features, p, physics ? "input 'physics'" : "input 'features'"));
-  if (!cfg.statics.empty()) {
-    if (!statics) throw NodeError("parameter 'statics' names variables but the input 'statics' is not connected");
-    const auto& names = series::site_names(*statics);
-    std::unordered_map<std::string, std::size_t> row;
-    for (std::size_t i = 0; i < names.size(); ++i) row.emplace(names[i], i);
-    for (auto& st : cfg.statics) {
-      if (!statics->has(st)) throw NodeError("input 'statics' has no variable '" + st + "'");
-      const Variable& v = statics->var(st);
-      if (v.dims() != std::vector<std::string>{"site"})
-        throw NodeError("input 'statics', variable '" + st + "': expected dimensions (site)");
-      const auto vals = v.as_double();
-      std::vector<double> col;
-      for (auto& s : f.sites) {
-        auto it = row.find(s);
-        if (it == row.end()) throw NodeError("input 'statics' lacks site '" + s + "' (variable '" + st + "')");
-        col.push_back(vals[it->second]);
-      }
-      f.statics.push_back(std::move(col));
-    }
-  }
-  return f;
-}
-
 Frame assemble(const Context& ctx, const Config& cfg) {
   return assemble(cfg, ctx.dataset("target"), ctx.dataset("features"),
                   ctx.has_input("physics") ? &ctx.dataset("physics") : nullptr,
@@ -309,31 +267,6 @@ std::vector<std::size_t> start_days(const Frame& f, const Config& cfg, const Rol
   return out;
 }
 
-std::shared_ptr<Dataset> prediction_dataset(const Frame& raw, const Config& cfg, const Norm& norm,
-                                            std::vector<double> pred, const Dataset& target, Rollout mode) {
-  for (auto& v : pred) v = v * norm.std[0] + norm.mean[0];
-  Attributes attrs{{"long_name", "predicted " + cfg.target + " (learn." + to_string(cfg.kind) + ", " +
-                                     (mode == Rollout::Windowed ? "windowed" : "stateful") + " rollout)"}};
-  const auto& tv = target.var(cfg.target);
-  if (!tv.attr("units").empty()) attrs["units"] = tv.attr("units");
-  return std::make_shared<Dataset>(series::make_site_dataset(raw.sites, raw.time, cfg.target, pred, attrs));
-}
-
-class LearnPredictor final : public Predictor {
- public:
-  explicit LearnPredictor(const Model& m) : l_(from_model(m)) {}
-  std::shared_ptr<const Dataset> predict(const Dataset& in) const override {
-    const Frame raw = assemble(l_.cfg, in, in, &in, l_.cfg.statics.empty() ? nullptr : &in);
-    const Frame nf = normalise(raw, l_.norm, l_.cfg);
-    Net net = l_.net;
-    auto pred = rollout(net, nf, l_.cfg, start_days(raw, l_.cfg, nullptr, ""), Rollout::Windowed);
-    return prediction_dataset(raw, l_.cfg, l_.norm, std::move(pred), in, Rollout::Windowed);
-  }
-
- private:
-  Loaded l_;
-};
-
 void register_model(NodeBuilder b, Kind kind, const std::string& summary, const std::string& arch) {
   b.version("1")
       .summary(summary)
@@ -415,6 +348,5 @@ COUPLET_PLUGIN("learn", "0.1.0") {
         ctx.set_output("prediction", prediction_dataset(raw, l.cfg, l.norm, std::move(pred), ctx.dataset("target"), mode));
       });
 
-  for (const char* type : {"learn.lstm", "learn.fcnn", "learn.pgdl"})
-    plugin.model_type({type, [](const Model& m) { return std::make_shared<LearnPredictor>(m); }, {}});
+  for (const char* type : {"learn.lstm", "learn.fcnn", "learn.pgdl"}) plugin.model_type({type, &make_predictor, {}});
 }

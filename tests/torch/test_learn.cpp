@@ -2,6 +2,7 @@
 // before doctest so that glog's CHECK cannot replace doctest's (TOOLCHAIN.md, gotcha 1).
 #include "learn/learn.hpp"
 #include <couplet/context.hpp>
+#include <couplet/time.hpp>
 
 #include <doctest/doctest.h>
 
@@ -334,4 +335,49 @@ TEST_CASE("learn: normalisation uses the training days only") {
   for (std::size_t t = 0; t < 10; ++t) mean += f.target[t] / 10;
   CHECK(n.mean[0] == doctest::Approx(mean));
   CHECK(n.std.size() == 1 + 2 + 1);
+}
+
+TEST_CASE("learn: the registered Predictor rolls out a merged Dataset like learn.predict does") {
+  Prepared p = prepare(Kind::Pgdl, 80);
+  Net net = make_net(p.cfg, 9);
+  const Model m = to_model(net, p.cfg, p.norm);
+  // One Dataset with the target, drivers, physics over (site, time) and statics over (site), in raw units.
+  auto ds = std::make_shared<Dataset>();
+  ds->add(Variable("site", {"site"}, {3}, p.raw.sites));
+  ds->add(Variable("time", {"time"}, {80}, p.raw.time, {{"units", kTimeUnits}}));
+  auto add = [&](const std::string& name, const std::vector<double>& v) {
+    ds->add(Variable(name, {"site", "time"}, {3, 80}, v, {{"units", "m3 m-3"}}));
+  };
+  add("SSM", p.raw.target);
+  add("P", p.raw.drivers[0]);
+  add("D", p.raw.drivers[1]);
+  add("IF", p.raw.physics[0]);
+  ds->add(Variable("elev", {"site"}, {3}, p.raw.statics[0]));
+
+  auto out = make_predictor(m)->predict(*ds);
+  const auto got = out->var("SSM").as_double();
+  auto expected = rollout(net, p.nf, p.cfg, std::vector<std::size_t>(3, 5), Rollout::Windowed);
+  for (auto& v : expected) v = v * p.norm.std[0] + p.norm.mean[0];
+  REQUIRE(got.size() == expected.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (i % 80 < 5) {
+      CHECK(std::isnan(got[i]));
+    } else {
+      CHECK(got[i] == doctest::Approx(expected[i]).epsilon(1e-6));
+    }
+  }
+  CHECK(out->var("SSM").attr("units") == "m3 m-3");
+
+  // An input that lacks a site of the target is an error naming the input and the variable.
+  Dataset fewer;
+  fewer.add(Variable("site", {"site"}, {1}, std::vector<std::string>{"S0"}));
+  fewer.add(Variable("time", {"time"}, {80}, p.raw.time, {{"units", kTimeUnits}}));
+  fewer.add(Variable("P", {"site", "time"}, {1, 80}, std::vector<double>(80, 1.0)));
+  try {
+    assemble(p.cfg, *ds, fewer, ds.get(), ds.get());
+    FAIL("no error");
+  } catch (const NodeError& e) {
+    CHECK(std::string(e.what()).find("input 'features', variable 'P'") != std::string::npos);
+    CHECK(std::string(e.what()).find("S1") != std::string::npos);
+  }
 }
