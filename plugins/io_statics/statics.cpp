@@ -110,6 +110,7 @@ Csv parse_csv(std::istream& in, const std::string& source) {
   bool have_header = false;
   while (std::getline(in, line)) {
     ++line_no;
+    if (line_no == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 byte-order mark (Excel)
     const std::string text = trim(line);
     if (text.empty() || text[0] == '#') continue;
     const auto f = split_commas(text);

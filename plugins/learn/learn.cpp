@@ -455,7 +455,8 @@ TrainResult train(Net& net, const Samples& train_set, const Samples& val, const 
   r.best_epoch = p.best_epoch;
   r.early_stopped = p.early_stopped;
   r.finished = p.done || p.epoch >= opt.epochs;
-  if (r.finished && !p.best.empty()) restore(net, p.best);
+  // Early stopping keeps the best validation epoch; without validation the last epoch's weights stay.
+  if (r.finished && has_val && !p.best.empty()) restore(net, p.best);
   return r;
 }
 
@@ -499,6 +500,9 @@ std::vector<double> rollout(Net& net, const Frame& nf, const Config& cfg, const 
     state = {torch::zeros({1, static_cast<std::int64_t>(S), cfg.hidden}),
              torch::zeros({1, static_cast<std::int64_t>(S), cfg.hidden})};
   std::vector<float> step_in(S * fs);
+  // stateful mode: whether a site's state holds its initial window yet (its first day with complete
+  // inputs runs the whole window; a day without inputs leaves the state where it was)
+  std::vector<char> initialised(S, 0);
   for (std::size_t t = first; t < T; ++t) {
     std::fill(ok.begin(), ok.end(), 0);
     bool any = false;
@@ -523,7 +527,8 @@ std::vector<double> rollout(Net& net, const Frame& nf, const Config& cfg, const 
                                : torch::Tensor();
       out = net->forward(seq_t, cur_t);
     } else {
-      // Stateful: a site's first day runs the whole initial window from zero state, later days one step.
+      // Stateful: a site's first day with complete inputs runs the whole initial window from zero state,
+      // later days one step.
       std::vector<torch::Tensor> hs(S);
       auto new_h = std::get<0>(state).clone(), new_c = std::get<1>(state).clone();
       torch::Tensor h_all = torch::zeros({Sl, cfg.hidden});
@@ -534,8 +539,9 @@ std::vector<double> rollout(Net& net, const Frame& nf, const Config& cfg, const 
         NetImpl::State st0;
         auto full = torch::from_blob(seq.data() + s * k * fs, {1, static_cast<std::int64_t>(k), static_cast<std::int64_t>(fs)},
                                      torch::kFloat);
-        if (t == start[s]) {
+        if (!initialised[s]) {
           in = full;
+          initialised[s] = 1;
         } else {
           in = full.slice(1, static_cast<std::int64_t>(k) - 1, static_cast<std::int64_t>(k));
           st0 = {std::get<0>(state).slice(1, si, si + 1), std::get<1>(state).slice(1, si, si + 1)};

@@ -189,11 +189,26 @@ void run_train(Context& ctx, Kind kind) {
   opt.seed = ctx.seed();
   opt.threads = ctx.threads();
   // The checkpoint's name covers everything the weights depend on, so a changed run never resumes a stale one.
-  const std::string key = fingerprint(to_text(cfg) + "|" + std::to_string(opt.seed) + "|" + std::to_string(opt.epochs) +
-                                      "|" + std::to_string(opt.batch) + "|" + std::to_string(opt.patience) + "|" +
-                                      std::to_string(opt.lr) + "|" + std::to_string(opt.threads) + "|" +
-                                      std::to_string(train_set.size()) + "|" + std::to_string(val.size()) + "|" +
-                                      std::to_string(train_set.y.sum().item<double>()));
+  // (The sample tensors' bytes and the normalisation statistics included, %.17g for every number.)
+  std::string basis = to_text(cfg);
+  char num[40];
+  for (double v : {static_cast<double>(opt.seed), static_cast<double>(opt.epochs), static_cast<double>(opt.batch),
+                   static_cast<double>(opt.patience), opt.lr, static_cast<double>(opt.threads)}) {
+    std::snprintf(num, sizeof num, "|%.17g", v);
+    basis += num;
+  }
+  for (const auto& v : {norm.mean, norm.std})
+    for (double x : v) {
+      std::snprintf(num, sizeof num, "|%.17g", x);
+      basis += num;
+    }
+  for (const Samples* set : {&train_set, &val})
+    for (const torch::Tensor* t : {&set->seq, &set->cur, &set->y})
+      if (t->defined() && t->numel() > 0) {
+        const torch::Tensor c = t->contiguous();
+        basis.append(static_cast<const char*>(c.data_ptr()), static_cast<std::size_t>(c.numel()) * c.element_size());
+      }
+  const std::string key = fingerprint(basis);
   const auto dir = ctx.param<std::string>("checkpoint_dir");
   opt.checkpoint = (dir.empty() ? ctx.scratch_dir() : std::filesystem::path(dir)) / (ctx.node_id() + "-" + key + ".pt");
 
@@ -260,7 +275,9 @@ std::vector<std::size_t> start_days(const Frame& f, const Config& cfg, const Rol
     }
     for (std::size_t t = 0; t < T; ++t)
       if (roles->test[s * T + t]) {
-        out[s] = std::max(t, start.empty() ? std::size_t{0} : from);
+        // A test period that starts within the first k days (spatial splits: the whole record) begins at
+        // day k: the held-out site's first k observed days seed the window, as in the paper's rollout.
+        out[s] = std::max(t, from);
         break;
       }
   }
@@ -268,7 +285,7 @@ std::vector<std::size_t> start_days(const Frame& f, const Config& cfg, const Rol
 }
 
 void register_model(NodeBuilder b, Kind kind, const std::string& summary, const std::string& arch) {
-  b.version("1")
+  b.version("2")  // 2: without validation the last epoch is kept (was: best training loss)
       .summary(summary)
       .doc(arch + " " + kPortsDoc + kNanDoc +
            "Inputs are z-scored with statistics of the training days (stored in the model). Training: Adam on "
@@ -300,7 +317,7 @@ COUPLET_PLUGIN("learn", "0.1.0") {
                  "day t; both outputs concatenated, dropout, a linear layer to the target of t.");
 
   plugin.node("learn.predict")
-      .version("1")
+      .version("2")  // 2: spatial-split test sites start at day k instead of being skipped; stateful init fix
       .summary("Predicts the target by iterative single-step rollout of a learn model")
       .doc("For each site, the `seq_len` days before the first predicted day seed the window with the "
            "observed target (gaps filled linearly inside the window; a window without any observation skips "
@@ -309,7 +326,8 @@ COUPLET_PLUGIN("learn", "0.1.0") {
            "last k days every day (the paper); `stateful` runs the LSTM over the initial window once and "
            "then one day per step, carrying its state (k times fewer LSTM steps; it remembers beyond k "
            "days, so its predictions differ from the windowed ones after the first day). With `split`, each "
-           "site of the fold's test role is predicted from its first test day and the output keeps test "
+           "site of the fold's test role is predicted from its first test day (at least day k: with spatial "
+           "splits the held-out site's first k observed days seed the window) and the output keeps test "
            "days only; without it, every site from `start` (or the first day with a full window). A day "
            "whose inputs are missing after gap filling is NaN and the last value is fed back (counted in a "
            "warning). " + kPortsDoc)

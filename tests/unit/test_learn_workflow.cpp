@@ -132,3 +132,34 @@ inputs = { prediction = "predict.prediction", observation = "sites.ssm" }
   CHECK(bad.code != 0);
   CHECK(bad.text.find("input 'physics', variable 'NOPE'") != std::string::npos);
 }
+
+TEST_CASE("learn: with a leave-one-site-out split the held-out site is predicted from day k on") {
+  testutil::TempDir tmp("learn-loso");
+  const std::string data = std::string(COUPLET_SOURCE_DIR) + "/data/uscrn";
+  const auto wf = tmp.path / "loso.toml";
+  testutil::write_file(wf,
+      "couplet = 1\nname = \"loso\"\nseed = 3\n\n"
+      "[[node]]\nid = \"sites\"\nplugin = \"io.uscrn\"\nparams = { dir = \"" + data + "\", stations = "
+      "[\"KS_Manhattan_6_SSW\", \"OK_Stillwater_2_W\", \"AL_Selma_13_WNW\"], start = \"2017-01-01\", end = \"2018-12-31\" }\n\n"
+      "[[node]]\nid = \"split\"\nplugin = \"split.loso\"\ninputs = { data = \"sites.ssm\" }\n\n"
+      "[[node]]\nid = \"lstm\"\nplugin = \"learn.lstm\"\ninputs = { features = \"sites.forcing\", target = \"sites.ssm\", "
+      "split = \"split.split\" }\nparams = { drivers = [\"Pr\", \"Tair\"], seq_len = 10, hidden = 4, epochs = 2, fold = 0 }\n\n"
+      "[[node]]\nid = \"predict\"\nplugin = \"learn.predict\"\ninputs = { model = \"lstm.model\", features = \"sites.forcing\", "
+      "target = \"sites.ssm\", split = \"split.split\" }\nparams = { fold = 0, mode = \"stateful\" }\n");
+  const auto out = testutil::run(learn_cli() + "--runs-dir " + (tmp.path / "runs").string() + " " + wf.string());
+  INFO(out.text);
+  REQUIRE(out.code == 0);
+  auto pred = std::dynamic_pointer_cast<const Dataset>(
+      store::read_artifact(tmp.path / "runs/loso/latest/artifacts/predict/prediction.h5"));
+  REQUIRE(pred);
+  const auto p = series::read_site_series(*pred, "SSM");
+  // fold 0 holds out the first site: predicted over its record from day k = 10, the others not at all
+  std::size_t held = 0, others = 0;
+  for (std::size_t t = 0; t < p.n_times(); ++t) {
+    held += std::isfinite(p.row(0)[t]);
+    others += std::isfinite(p.row(1)[t]) + std::isfinite(p.row(2)[t]);
+    if (t < 10) CHECK(std::isnan(p.row(0)[t]));
+  }
+  CHECK(held > 600);
+  CHECK(others == 0);
+}

@@ -394,6 +394,8 @@ TEST_CASE("uscrn statics: bad CSVs fail with the file, the line and the column")
         "statics.csv:1: unknown column 'soil_depth' (column 3); expected any of elevation, sand, silt, clay, land, "
         "lat, lon, LAI");
   CHECK(err("station,elevation\n") == "statics.csv:1: expected the header to start with the column 'site', found 'station'");
+  // a spreadsheet's UTF-8 byte-order mark is not part of the first column's name
+  CHECK(err("\xEF\xBB\xBFsite,elevation\nAL_Gadsden_19_N,206\n").empty());
   CHECK(err("site,sand,SAND\n") == "statics.csv:1: column 'SAND' (column 3) is repeated");
   CHECK(err("site,elevation,sand\nA,1\n") == "statics.csv:2: expected 3 comma-separated fields, found 2");
   CHECK(err("site,elevation\nA,1\nB,high\n") == "statics.csv:3: expected a number in column 2 (elevation), found 'high'");

@@ -184,7 +184,7 @@ inline std::int64_t date_param(const std::string& param, const std::string& valu
   }
 }
 
-/// Rows [begin, begin + count) along `dim` of every variable whose first dimension is `dim` (the others
+/// Rows [begin, begin + count) along `dim` of every variable that uses `dim` (at any axis; the others
 /// whole), with the attributes: the in-memory twin of Context::input_rows for a Dataset written whole.
 inline Dataset slice_rows(const Dataset& ds, const std::string& dim, std::size_t begin, std::size_t count) {
   if (!ds.has_dim(dim) || begin > ds.dim(dim) || count > ds.dim(dim) - begin)
@@ -193,17 +193,26 @@ inline Dataset slice_rows(const Dataset& ds, const std::string& dim, std::size_t
   Dataset out;
   out.attrs = ds.attrs;
   for (const auto& v : ds.variables()) {
-    if (v.dims().empty() || v.dims()[0] != dim) {
+    const int axis = v.axis(dim);
+    if (axis < 0) {
       out.add(v);
       continue;
     }
     auto shape = v.shape();
-    const std::size_t row = shape[0] ? v.size() / shape[0] : 0;
-    shape[0] = count;
+    std::size_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; ++i) outer *= shape[static_cast<std::size_t>(i)];
+    for (std::size_t i = static_cast<std::size_t>(axis) + 1; i < shape.size(); ++i) inner *= shape[i];
+    const std::size_t n = shape[static_cast<std::size_t>(axis)];
+    shape[static_cast<std::size_t>(axis)] = count;
     auto cut = [&](const auto& vals) {
       using T = typename std::decay_t<decltype(vals)>::value_type;
-      return std::vector<T>(vals.begin() + static_cast<std::ptrdiff_t>(begin * row),
-                            vals.begin() + static_cast<std::ptrdiff_t>((begin + count) * row));
+      std::vector<T> part;
+      part.reserve(outer * count * inner);
+      for (std::size_t o = 0; o < outer; ++o) {
+        const auto first = vals.begin() + static_cast<std::ptrdiff_t>((o * n + begin) * inner);
+        part.insert(part.end(), first, first + static_cast<std::ptrdiff_t>(count * inner));
+      }
+      return part;
     };
     switch (v.dtype()) {
       case DType::Float64: out.add(Variable(v.name(), v.dims(), shape, cut(v.values<double>()), v.attrs())); break;

@@ -159,7 +159,7 @@ COUPLET_PLUGIN("testing", "1.0.0") {
         layout.header.attrs = in.attrs;
         for (const auto& v : in.variables()) {
           const bool along = !v.dims().empty() && v.dims()[0] == dim;
-          if (!along || v.dtype() == DType::String || v.dims().size() == 1 && v.name() == dim) {
+          if (!along || v.dtype() == DType::String || (v.dims().size() == 1 && v.name() == dim)) {
             layout.header.add(v);
           } else {
             layout.variables.push_back({v.name(), v.dims(), {v.shape().begin() + 1, v.shape().end()}, v.dtype(), v.attrs()});
