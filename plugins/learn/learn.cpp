@@ -623,6 +623,12 @@ Frame assemble(const Config& cfg, const Dataset& target, const Dataset& features
   Frame f;
   f.sites = tgt.sites;
   f.time = tgt.time;
+  // Windows and lags count rows: they are days only on a daily, gap-free axis (missing days must be NaN).
+  for (std::size_t t = 1; t < f.time.size(); ++t)
+    if (f.time[t] - f.time[t - 1] != 1.0)
+      throw NodeError("input 'target': the time axis must be daily and contiguous (missing days as NaN); it goes "
+                      "from " + format_date(static_cast<std::int64_t>(f.time[t - 1])) + " to " +
+                      format_date(static_cast<std::int64_t>(f.time[t])));
   f.target = std::move(tgt.values);
   auto fetch = [&](const Dataset& ds, const std::string& var, const std::string& what) {
     try {

@@ -380,4 +380,17 @@ TEST_CASE("learn: the registered Predictor rolls out a merged Dataset like learn
     CHECK(std::string(e.what()).find("input 'features', variable 'P'") != std::string::npos);
     CHECK(std::string(e.what()).find("S1") != std::string::npos);
   }
+
+  // A target whose time axis skips a day (instead of holding NaN) is refused: windows count rows.
+  Dataset gappy;
+  gappy.add(Variable("site", {"site"}, {1}, std::vector<std::string>{"S0"}));
+  gappy.add(Variable("time", {"time"}, {3}, std::vector<double>{p.raw.time[0], p.raw.time[1], p.raw.time[3]},
+                     {{"units", kTimeUnits}}));
+  gappy.add(Variable(p.cfg.target, {"site", "time"}, {1, 3}, std::vector<double>{0.2, 0.2, 0.2}));
+  try {
+    assemble(p.cfg, gappy, *ds, ds.get(), ds.get());
+    FAIL("no error");
+  } catch (const NodeError& e) {
+    CHECK(std::string(e.what()).find("daily and contiguous") != std::string::npos);
+  }
 }
