@@ -303,8 +303,9 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     const std::size_t n_blocks = (ns + block - 1) / block;
     for (std::size_t b = 0; b < ns; b += block) {
       const std::size_t n = std::min(block, ns - b);
-      const Dataset rows = whole ? series::slice_rows(*whole, "site", b, n) : Dataset(*ctx.input_rows("forcing", b, n));
-      auto result = tw::simulate(rows, statics, params, cfg, slots, [&](std::size_t done, std::size_t) {
+      const std::shared_ptr<const Dataset> rows =
+          whole ? std::make_shared<const Dataset>(series::slice_rows(*whole, "site", b, n)) : ctx.input_rows("forcing", b, n);
+      auto result = tw::simulate(*rows, statics, params, cfg, slots, [&](std::size_t done, std::size_t) {
         ctx.check_cancelled();
         ctx.progress(static_cast<double>(b + done), static_cast<double>(ns), "sites");
       });

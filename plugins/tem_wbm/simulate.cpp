@@ -137,7 +137,6 @@ SiteInputs prepare_inputs(const Dataset& forcing, const Dataset* statics, const 
   auto& f = in.forcing;
   for (const char* n : names) f.push_back(series::read_site_series(forcing, n));
   const bool has_lai = in.has_lai = forcing.has("LAI");
-  in.lai.assign(forcing.has_dim("site") ? forcing.dim("site") : 0, cfg.lai);
   if (has_lai) f.push_back(series::read_site_series(forcing, "LAI"));
   for (std::size_t k = 1; k < f.size(); ++k)
     if (f[k].sites != f[0].sites || f[k].time != f[0].time)

@@ -48,7 +48,7 @@ struct SiteInputs {
   std::vector<int> doy;
   std::vector<series::SiteSeries> forcing;  ///< Pr, SWD, Tair, Vp[, LAI]
   bool has_lai = false;
-  std::vector<double> lai;  ///< per site, where the forcing has no LAI (statics' LAI, else the node parameter)
+  std::vector<double> lai;  ///< per site when the forcing has no LAI (statics' LAI, else the node parameter); else empty
   std::vector<Statics> statics;
   std::vector<Params> params;
   std::vector<std::string> warnings;
