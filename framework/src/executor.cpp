@@ -258,6 +258,12 @@ class NodeContext final : public Context {
     if (!p) throw NodeError("no loaded plugin provides a surrogate for a model of type '" + m.type + "'");
     return p;
   }
+  std::shared_ptr<void> loss_term_object(const Model& m) const override {
+    auto p = plugins_.loss_term(m);
+    if (!p)
+      throw NodeError("a model of type '" + m.type + "' is not a LossTerm (no loaded plugin registers one for it)");
+    return p;
+  }
   std::uint64_t seed() const override { return spec_.seed; }
   std::mt19937_64& rng() override { return rng_; }
   int threads() const override { return threads_; }

@@ -236,6 +236,10 @@ std::shared_ptr<Surrogate> PluginSet::surrogate(const Model& m) const {
   return make_from_factory<Surrogate>(libs_, m, [](const ModelFactory& f) -> auto& { return f.surrogate; });
 }
 
+std::shared_ptr<void> PluginSet::loss_term(const Model& m) const {
+  return make_from_factory<void>(libs_, m, [](const ModelFactory& f) -> auto& { return f.loss_term; });
+}
+
 void PluginSet::configure_threads(int threads) const {
   for (auto& lp : libs_)
     if (lp->registry.thread_hook()) lp->registry.thread_hook()(threads);

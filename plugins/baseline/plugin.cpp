@@ -62,5 +62,5 @@ COUPLET_PLUGIN("baseline", "0.1.0") {
         ctx.set_output("model", model);
       });
 
-  plugin.model_type({"baseline.climatology", &baseline::climatology_predictor, {}});
+  plugin.model_type({"baseline.climatology", &baseline::climatology_predictor, {}, {}});
 }

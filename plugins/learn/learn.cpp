@@ -1,11 +1,14 @@
 #include "learn/learn.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <couplet/context.hpp>
 #include <couplet/seed.hpp>
 #include <couplet/series.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <mutex>
 #include <cmath>
 #include <sstream>
 #include <unordered_map>
@@ -196,8 +199,10 @@ bool fill_inputs(const Frame& nf, const Config& cfg, std::size_t s, std::size_t 
 Samples build_samples(const Frame& nf, const Config& cfg, const std::vector<char>& role_mask) {
   const std::size_t T = nf.n_times(), k = static_cast<std::size_t>(cfg.window());
   const std::size_t fs = static_cast<std::size_t>(cfg.seq_features()), fc = static_cast<std::size_t>(cfg.cur_features());
-  std::vector<float> seq, cur, y, seq_row(k * fs), cur_row(fc);
+  const std::size_t A = nf.aux.size();
+  std::vector<float> seq, cur, y, prev, aux, seq_row(k * fs), cur_row(fc);
   Samples out;
+  out.aux_names = nf.aux_names;
   std::vector<double> lag(T);
   for (std::size_t s = 0; s < nf.n_sites(); ++s) {
     // The lagged target is the observed series with short gaps filled; labels stay unfilled.
@@ -210,12 +215,16 @@ Samples build_samples(const Frame& nf, const Config& cfg, const std::vector<char
       seq.insert(seq.end(), seq_row.begin(), seq_row.end());
       cur.insert(cur.end(), cur_row.begin(), cur_row.end());
       y.push_back(static_cast<float>(label));
+      prev.push_back(t > 0 ? static_cast<float>(lag[t - 1]) : std::numeric_limits<float>::quiet_NaN());
+      for (std::size_t a = 0; a < A; ++a) aux.push_back(static_cast<float>(nf.aux[a][s * T + t]));
       out.site.push_back(s);
       out.day.push_back(t);
     }
   }
   const auto n = static_cast<std::int64_t>(y.size());
   out.y = torch::from_blob(y.data(), {n}, torch::kFloat).clone();
+  out.prev = torch::from_blob(prev.data(), {n}, torch::kFloat).clone();
+  if (A) out.aux = torch::from_blob(aux.data(), {n, static_cast<std::int64_t>(A)}, torch::kFloat).clone();
   if (cfg.has_sequence())
     out.seq = torch::from_blob(seq.data(), {n, static_cast<std::int64_t>(k), static_cast<std::int64_t>(fs)},
                                torch::kFloat).clone();
@@ -238,8 +247,19 @@ NetImpl::NetImpl(const Config& c) : cfg(c) {
     fc = register_module("fc", torch::nn::Linear(cfg.cur_features(), cfg.fc_hidden));
     head_in += cfg.fc_hidden;
   }
-  drop = register_module("drop", torch::nn::Dropout(cfg.dropout));
   head = register_module("head", torch::nn::Linear(head_in, 1));
+  generator = at::detail::createCPUGenerator(0);
+}
+
+void NetImpl::reseed(std::uint64_t seed) {
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_current_seed(seed);
+}
+
+torch::Tensor NetImpl::dropout(const torch::Tensor& z) {
+  if (!is_training() || cfg.dropout <= 0) return z;
+  const double keep = 1.0 - cfg.dropout;
+  return z * (at::bernoulli(torch::full_like(z, keep), generator) / keep);
 }
 
 std::pair<torch::Tensor, NetImpl::State> NetImpl::encode(const torch::Tensor& seq, const State& state) {
@@ -253,7 +273,7 @@ torch::Tensor NetImpl::head_out(const torch::Tensor& h, const torch::Tensor& cur
   if (cfg.has_sequence()) parts.push_back(h);
   if (cfg.has_current()) parts.push_back(torch::relu(fc->forward(cur)));
   auto z = parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
-  return head->forward(drop->forward(z)).squeeze(1);
+  return head->forward(dropout(z)).squeeze(1);
 }
 
 torch::Tensor NetImpl::forward(const torch::Tensor& seq, const torch::Tensor& cur) {
@@ -263,6 +283,10 @@ torch::Tensor NetImpl::forward(const torch::Tensor& seq, const torch::Tensor& cu
 }
 
 Net make_net(const Config& cfg, std::uint64_t seed) {
+  // Initial weights come from LibTorch's global generator: one network at a time, so that networks built
+  // by concurrent folds each get exactly their seed's weights.
+  static std::mutex global_rng;
+  std::lock_guard<std::mutex> lock(global_rng);
   torch::manual_seed(seed);
   return Net(cfg);
 }
@@ -346,6 +370,12 @@ void save_checkpoint(const std::filesystem::path& file, Net& net, torch::optim::
   std::vector<double> h;
   for (auto& e : p.history) h.insert(h.end(), {e.train_loss, e.val_loss, e.seconds, e.improved ? 1.0 : 0.0});
   a.write("history", torch::tensor(h, torch::kDouble));
+  std::vector<double> ht;  // objective and term values: one row of 1 + n_terms per epoch
+  for (auto& e : p.history) {
+    ht.push_back(e.objective);
+    ht.insert(ht.end(), e.terms.begin(), e.terms.end());
+  }
+  a.write("history_terms", torch::tensor(ht, torch::kDouble));
   auto tmp = file;
   tmp += ".tmp";
   std::filesystem::create_directories(file.parent_path());
@@ -388,6 +418,27 @@ void load_checkpoint(const std::filesystem::path& file, Net& net, torch::optim::
     e.improved = hv[i + 3].item<double>() != 0;
     p.history.push_back(e);
   }
+  torch::Tensor ht;
+  if (a.try_read("history_terms", ht) && !p.history.empty()) {
+    auto hc = ht.contiguous();
+    const auto width = hc.numel() / static_cast<std::int64_t>(p.history.size());
+    for (std::size_t i = 0; i < p.history.size(); ++i) {
+      const auto row = static_cast<std::int64_t>(i) * width;
+      p.history[i].objective = hc[row].item<double>();
+      for (std::int64_t j = 1; j < width; ++j) p.history[i].terms.push_back(hc[row + j].item<double>());
+    }
+  }
+}
+
+/// R(w): the sum of squared weights, biases excluded (they shift, they do not scale).
+torch::Tensor weight_penalty(Net& net) {
+  torch::Tensor r;
+  for (auto& p : net->named_parameters())
+    if (p.key().find("bias") == std::string::npos) {
+      auto sq = p.value().pow(2).sum();
+      r = r.defined() ? r + sq : sq;
+    }
+  return r;
 }
 
 }  // namespace
@@ -409,25 +460,60 @@ TrainResult train(Net& net, const Samples& train_set, const Samples& val, const 
     if (opt.max_epochs_this_call >= 0 && this_call >= opt.max_epochs_this_call) break;
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t epoch_seed = derive_seed(opt.seed, "epoch " + std::to_string(p.epoch + 1));
-    torch::manual_seed(epoch_seed);  // dropout draws
+    net->reseed(epoch_seed);  // dropout draws: the network's own generator, so concurrent trainings stay apart
     const auto order = permutation(train_set.size(), epoch_seed);
     net->train();
-    double sum = 0;
+    double sum = 0, objective_sum = 0;
+    std::vector<double> term_sum(opt.terms.size(), 0.0);
+    const bool physics = !opt.terms.empty();
+    const float t_mean = static_cast<float>(opt.target_mean), t_std = static_cast<float>(opt.target_std);
     for (std::size_t b = 0; b < order.size(); b += static_cast<std::size_t>(opt.batch)) {
       if (cancelled && cancelled()) throw Cancelled();
       const auto e = std::min(order.size(), b + static_cast<std::size_t>(opt.batch));
       auto idx = torch::from_blob(const_cast<std::int64_t*>(order.data() + b), {static_cast<std::int64_t>(e - b)},
                                   torch::kLong);
       adam.zero_grad();
-      auto loss = masked_mse(net->forward(rows(train_set.seq, idx), rows(train_set.cur, idx)),
-                             train_set.y.index_select(0, idx));
+      auto pred = net->forward(rows(train_set.seq, idx), rows(train_set.cur, idx));
+      auto y = train_set.y.index_select(0, idx);
+      auto data = masked_mse(pred, y);
+      auto loss = data;
+      const double w = static_cast<double>(e - b);
+      if (physics) {
+        LossBatch lb;
+        lb.observed = y * t_std + t_mean;
+        lb.previous = train_set.prev.index_select(0, idx) * t_std + t_mean;
+        lb.target_scale = opt.target_std;
+        if (train_set.aux.defined()) {
+          auto a = train_set.aux.index_select(0, idx);
+          for (std::size_t j = 0; j < train_set.aux_names.size(); ++j)
+            lb.variables[train_set.aux_names[j]] = a.select(1, static_cast<std::int64_t>(j));
+        }
+        const auto physical = pred * t_std + t_mean;
+        for (std::size_t i = 0; i < opt.terms.size(); ++i) {
+          const auto& wt = opt.terms[i];
+          if (wt.beta == 0) {  // recorded, not optimised: no gradient, so the training is exactly as without it
+            torch::NoGradGuard no_grad;
+            lb.predicted = physical.detach();
+            term_sum[i] += wt.term->evaluate(lb).item<double>() * w;
+            continue;
+          }
+          lb.predicted = physical;
+          auto v = wt.term->evaluate(lb);
+          loss = loss + wt.beta * v;
+          term_sum[i] += v.item<double>() * w;
+        }
+      }
+      if (opt.weight_decay > 0) loss = loss + opt.weight_decay * weight_penalty(net);
       loss.backward();
       adam.step();
-      sum += loss.item<double>() * static_cast<double>(e - b);
+      sum += data.item<double>() * w;
+      objective_sum += loss.item<double>() * w;
     }
     EpochStats st;
     st.epoch = ++p.epoch;
     st.train_loss = sum / static_cast<double>(order.size());
+    st.objective = objective_sum / static_cast<double>(order.size());
+    for (double v : term_sum) st.terms.push_back(v / static_cast<double>(order.size()));
     st.val_loss = has_val ? evaluate(net, val, 1024) : kNaN;
     const double monitored = has_val ? st.val_loss : st.train_loss;
     if (monitored < p.best_val) {
@@ -618,7 +704,7 @@ Loaded from_model(const Model& m) {
 // Frames from Datasets, predictions to Datasets
 
 Frame assemble(const Config& cfg, const Dataset& target, const Dataset& features, const Dataset* physics,
-               const Dataset* statics) {
+               const Dataset* statics, const std::vector<std::string>& aux) {
   auto tgt = series::read_site_series(target, cfg.target);
   Frame f;
   f.sites = tgt.sites;
@@ -640,6 +726,10 @@ Frame assemble(const Config& cfg, const Dataset& target, const Dataset& features
   for (auto& d : cfg.drivers) f.drivers.push_back(fetch(features, d, "input 'features'"));
   for (auto& p : cfg.physics)
     f.physics.push_back(fetch(physics ? *physics : features, p, physics ? "input 'physics'" : "input 'features'"));
+  for (auto& a : aux) {
+    f.aux_names.push_back(a);
+    f.aux.push_back(fetch(physics ? *physics : features, a, physics ? "input 'physics'" : "input 'features'"));
+  }
   if (!cfg.statics.empty()) {
     if (!statics) throw NodeError("parameter 'statics' names variables but the input 'statics' is not connected");
     const auto& names = series::site_names(*statics);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <couplet/artifact.hpp>
+#include <couplet/torch_bridge.hpp>
 
 #include <torch/torch.h>
 
@@ -56,6 +57,9 @@ struct Frame {
   std::vector<double> target;
   std::vector<std::vector<double>> drivers, physics;  ///< one per Config variable, sites × times
   std::vector<std::vector<double>> statics;           ///< one per Config variable, sites
+  /// Variables only the loss terms read (not model inputs): raw units, never normalised or filled.
+  std::vector<std::string> aux_names;
+  std::vector<std::vector<double>> aux;  ///< one per aux_names entry, sites × times
   std::size_t n_sites() const { return sites.size(); }
   std::size_t n_times() const { return time.size(); }
 };
@@ -72,8 +76,11 @@ Frame normalise(const Frame& f, const Norm& n, const Config& cfg);
 
 /// Samples as tensors: seq [N, k, seq_features] (undefined when the model has no sequence),
 /// cur [N, cur_features] (undefined when none), y [N]; site/day of each sample for diagnostics.
+/// For the loss terms: prev [N], the normalised target of day t-1 as fed (gap-filled; NaN when unknown),
+/// and aux [N, aux_names.size()] (raw day-t values of Frame::aux; undefined when there are none).
 struct Samples {
-  torch::Tensor seq, cur, y;
+  torch::Tensor seq, cur, y, prev, aux;
+  std::vector<std::string> aux_names;
   std::vector<std::size_t> site, day;
   std::int64_t size() const { return y.defined() ? y.size(0) : 0; }
 };
@@ -92,11 +99,17 @@ struct NetImpl : torch::nn::Module {
   std::pair<torch::Tensor, State> encode(const torch::Tensor& seq, const State& state);
   torch::Tensor head_out(const torch::Tensor& h, const torch::Tensor& cur);
   torch::Tensor forward(const torch::Tensor& seq, const torch::Tensor& cur);
+  /// Seeds the dropout draws (the trainer does, once per epoch).
+  void reseed(std::uint64_t seed);
 
   Config cfg;
   torch::nn::LSTM lstm{nullptr};
   torch::nn::Linear fc{nullptr}, head{nullptr};
-  torch::nn::Dropout drop{nullptr};
+  /// Dropout draws come from this generator, not LibTorch's global one: folds train concurrently.
+  at::Generator generator;
+
+ private:
+  torch::Tensor dropout(const torch::Tensor& z);
 };
 TORCH_MODULE(Net);
 /// Seeds LibTorch with `seed` and builds the network, so that initial weights follow from the seed.
@@ -105,7 +118,17 @@ Net make_net(const Config& cfg, std::uint64_t seed);
 /// Mean of (pred - y)² over the entries where y is finite; 0 (with gradient) when there are none.
 torch::Tensor masked_mse(const torch::Tensor& pred, const torch::Tensor& y);
 
+/// A physics loss term with its weight beta (L = L_d + alpha R(w) + sum beta_i L_phy,i).
+struct WeightedTerm {
+  std::string name;  ///< for logs and the history table
+  std::shared_ptr<LossTerm> term;
+  double beta = 0;   ///< 0: the term is evaluated for the record only, without gradient
+};
+
 struct TrainOptions {
+  std::vector<WeightedTerm> terms;
+  double weight_decay = 0;  ///< alpha: R(w) = sum of squared weights (biases excluded)
+  double target_mean = 0, target_std = 1;  ///< to hand the terms physical units
   int epochs = 100;
   int batch = 64;
   int patience = 10;  ///< epochs without validation improvement before stopping; 0 = never stop early
@@ -117,7 +140,10 @@ struct TrainOptions {
 };
 struct EpochStats {
   int epoch = 0;  ///< 1-based
-  double train_loss = 0, val_loss = std::numeric_limits<double>::quiet_NaN();
+  /// train_loss: mean data loss L_d (masked MSE) over the epoch's batches; objective: mean of the whole
+  /// L; val_loss: L_d on the validation samples (early stopping watches the data fit only).
+  double train_loss = 0, objective = 0, val_loss = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> terms;  ///< mean unweighted value of each TrainOptions::terms entry
   double seconds = 0, eta_seconds = 0;
   bool improved = false;
 };
@@ -166,8 +192,9 @@ Loaded from_model(const Model& m);
 /// The frame on the target's (site, time) grid. `features` holds the drivers, `physics` the PB variables
 /// (features when null), `statics` the per-site variables over `site` (required when cfg.statics is not
 /// empty). Other inputs are aligned to the target by site name and day; NodeErrors name the input.
+/// `aux` names variables for the loss terms, read like the physics variables (Frame::aux).
 Frame assemble(const Config& cfg, const Dataset& target, const Dataset& features, const Dataset* physics,
-               const Dataset* statics);
+               const Dataset* statics, const std::vector<std::string>& aux = {});
 /// Predictions (normalised, sites × times) back in the target's units as a (site, time) Dataset with one
 /// float32 variable named like the target.
 std::shared_ptr<Dataset> prediction_dataset(const Frame& raw, const Config& cfg, const Norm& norm,

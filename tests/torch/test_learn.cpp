@@ -1,6 +1,7 @@
 // The learn plugin's models, sample builder, trainer and rollout. <torch/torch.h> (via learn.hpp) comes
 // before doctest so that glog's CHECK cannot replace doctest's (TOOLCHAIN.md, gotcha 1).
 #include "learn/learn.hpp"
+#include "learn/loss_terms.hpp"
 #include <couplet/context.hpp>
 #include <couplet/time.hpp>
 
@@ -393,4 +394,171 @@ TEST_CASE("learn: the registered Predictor rolls out a merged Dataset like learn
   } catch (const NodeError& e) {
     CHECK(std::string(e.what()).find("daily and contiguous") != std::string::npos);
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Physics loss terms
+
+namespace {
+
+Model term_model(const std::string& type, std::map<std::string, std::string> attrs) {
+  Model m;
+  m.type = type;
+  m.attrs = std::move(attrs);
+  return m;
+}
+Model direction_model(double beta = 1) {
+  return term_model("learn.loss_direction", {{"beta", std::to_string(beta)}, {"infiltration", "IF"},
+                                             {"transpiration", "EV"}, {"soil_evaporation", "ES"}, {"if_zero", "0"}});
+}
+Model bounds_model() {
+  return term_model("learn.loss_bounds", {{"beta", "1"}, {"residual", "0.01"}, {"porosity", "0.55"},
+                                          {"residual_variable", ""}, {"porosity_variable", ""}});
+}
+Model storage_model(double depth = 100) {
+  return term_model("learn.loss_storage", {{"beta", "1"}, {"infiltration", "IF"}, {"transpiration", "EV"},
+                                           {"soil_evaporation", "ES"}, {"drainage", "DR"},
+                                           {"depth", std::to_string(depth)}});
+}
+
+LossBatch batch_of(std::vector<double> pred, std::vector<double> prev, std::map<std::string, std::vector<double>> vars,
+                   double scale) {
+  LossBatch b;
+  auto t = [](const std::vector<double>& v) { return torch::tensor(v, torch::kDouble); };
+  b.predicted = t(pred);
+  b.previous = t(prev);
+  b.observed = t(pred);
+  b.target_scale = scale;
+  for (auto& [k, v] : vars) b.variables[k] = t(v);
+  return b;
+}
+
+/// Autograd's d term / d predicted against central differences.
+void check_gradient(const LossTerm& term, LossBatch b) {
+  auto x = b.predicted.clone().requires_grad_(true);
+  b.predicted = x;
+  term.evaluate(b).backward();
+  const auto g = x.grad().clone();
+  const double h = 1e-6;
+  for (std::int64_t i = 0; i < x.size(0); ++i) {
+    auto up = x.detach().clone(), down = x.detach().clone();
+    up[i] += h;
+    down[i] -= h;
+    b.predicted = up;
+    const double fu = term.evaluate(b).item<double>();
+    b.predicted = down;
+    const double fd = term.evaluate(b).item<double>();
+    CHECK(g[i].item<double>() == doctest::Approx((fu - fd) / (2 * h)).epsilon(1e-5).scale(1e-3));
+  }
+}
+
+/// The synthetic frame with flux variables for the loss terms (IF zero on dry days, positive ET).
+Frame with_fluxes(Frame f) {
+  const std::size_t n = f.n_sites() * f.n_times();
+  f.aux_names = {"IF", "EV", "ES", "DR"};
+  f.aux.assign(4, std::vector<double>(n));
+  for (std::size_t i = 0; i < n; ++i) {
+    f.aux[0][i] = f.drivers[0][i] > 1.0 ? f.drivers[0][i] : 0.0;
+    f.aux[1][i] = 1.0 + 0.5 * f.drivers[1][i] * f.drivers[1][i];
+    f.aux[2][i] = 0.3;
+    f.aux[3][i] = 0.1;
+  }
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("loss terms: values on a hand-made batch, missing values masked") {
+  const DirectionLoss dir(direction_model());
+  // Days 1-2 are dry with ET (rise 0.05 counts, fall does not); day 3 has infiltration; day 4 no ET.
+  auto b = batch_of({0.25, 0.15, 0.30, 0.30}, {0.2, 0.2, 0.2, 0.2},
+                    {{"IF", {0, 0, 5, 0}}, {"EV", {1, 1, 1, 0}}, {"ES", {0, 0, 0, 0}}}, 0.1);
+  CHECK(dir.evaluate(b).item<double>() == doctest::Approx(0.05 * 0.05 / 4 / 0.01));
+  b.variables["IF"][0] = NAN;  // an unknown flux or previous day excludes the sample, without NaN
+  CHECK(dir.evaluate(b).item<double>() == doctest::Approx(0.0));
+  b.previous[1] = NAN;
+  CHECK(std::isfinite(dir.evaluate(b).item<double>()));
+
+  const BoundsLoss bounds(bounds_model());
+  auto c = batch_of({-0.01, 0.3, 0.6}, {0, 0, 0}, {}, 0.1);
+  CHECK(bounds.evaluate(c).item<double>() == doctest::Approx((0.02 * 0.02 + 0.05 * 0.05) / 3 / 0.01));
+
+  const StorageLoss storage(storage_model(100));
+  auto d = batch_of({0.21, 0.2}, {0.2, NAN}, {{"IF", {5, 1}}, {"EV", {1, 0}}, {"ES", {0.5, 0}}, {"DR", {0.5, 0}}}, 0.1);
+  // (0.01 * 100 - 3)^2 = 4 over a batch of 2, divided by (0.1 * 100)^2; the second sample has no previous day.
+  CHECK(storage.evaluate(d).item<double>() == doctest::Approx(4.0 / 2 / 100));
+  CHECK(storage.variables() == std::vector<std::string>{"IF", "EV", "ES", "DR"});
+  CHECK_THROWS_WITH_AS(storage.evaluate(c), doctest::Contains("the batch has no variable '"), std::out_of_range);
+}
+
+TEST_CASE("loss terms: autograd gradients match finite differences") {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(0.05, 0.5);
+  std::vector<double> pred, prev, inf, ev, es, dr;
+  for (int i = 0; i < 12; ++i) {
+    prev.push_back(u(rng));
+    pred.push_back(prev.back() + (i % 2 ? 0.03 : -0.03) + 0.01 * u(rng));  // away from relu's kink
+    inf.push_back(i % 3 ? 0.0 : 4.0);
+    ev.push_back(u(rng));
+    es.push_back(u(rng));
+    dr.push_back(u(rng));
+  }
+  pred[0] = -0.02;  // below the residual
+  pred[1] = 0.7;    // above the porosity
+  auto b = batch_of(pred, prev, {{"IF", inf}, {"EV", ev}, {"ES", es}, {"DR", dr}}, 0.08);
+  SUBCASE("direction") { check_gradient(DirectionLoss(direction_model()), b); }
+  SUBCASE("bounds") { check_gradient(BoundsLoss(bounds_model()), b); }
+  SUBCASE("storage") { check_gradient(StorageLoss(storage_model(150)), b); }
+}
+
+TEST_CASE("loss terms: beta = 0 changes nothing, beta > 0 changes the weights and lowers its term") {
+  Prepared p = prepare(Kind::Lstm);
+  p.raw = with_fluxes(p.raw);
+  p.nf = normalise(p.raw, p.norm, p.cfg);
+  const auto train_mask = days(p.raw, 0, 200);
+  p.train = build_samples(p.nf, p.cfg, train_mask);
+  REQUIRE(p.train.aux.defined());
+  CHECK(p.train.aux.size(1) == 4);
+
+  auto run = [&](std::vector<WeightedTerm> terms, int epochs = 4) {
+    TrainOptions o = options(21, epochs);
+    o.terms = std::move(terms);
+    o.target_mean = p.norm.mean[0];
+    o.target_std = p.norm.std[0];
+    Net net = make_net(p.cfg, 21);
+    auto r = train(net, p.train, p.val, o);
+    return std::make_pair(net, r);
+  };
+  auto plain = run({});
+  auto dir = std::make_shared<DirectionLoss>(direction_model());
+  auto zero = run({{"d", dir, 0.0},
+                   {"b", std::make_shared<BoundsLoss>(bounds_model()), 0.0},
+                   {"s", std::make_shared<StorageLoss>(storage_model()), 0.0}});
+  CHECK(same_weights(plain.first, zero.first));
+  REQUIRE(zero.second.history.back().terms.size() == 3);
+  for (double v : zero.second.history.back().terms) CHECK(std::isfinite(v));
+  CHECK(zero.second.history.back().objective == plain.second.history.back().objective);
+
+  auto weighted = run({{"d", dir, 50.0}});
+  CHECK_FALSE(same_weights(plain.first, weighted.first));
+  // The penalised model rises less on dry days than the one that only records the term.
+  auto recorded = run({{"d", dir, 0.0}});
+  CHECK(weighted.second.history.back().terms[0] < 0.5 * recorded.second.history.back().terms[0]);
+  CHECK(weighted.second.history.back().objective > weighted.second.history.back().train_loss);
+}
+
+TEST_CASE("loss terms: weight decay shrinks the weights") {
+  Prepared p = prepare(Kind::Fcnn);
+  auto norm2 = [](Net& n) {
+    double s = 0;
+    for (auto& kv : n->named_parameters())
+      if (kv.key().find("bias") == std::string::npos) s += kv.value().pow(2).sum().item<double>();
+    return s;
+  };
+  TrainOptions o = options(4, 5);
+  Net a = make_net(p.cfg, 4), b = make_net(p.cfg, 4);
+  train(a, p.train, p.val, o);
+  o.weight_decay = 0.05;
+  train(b, p.train, p.val, o);
+  CHECK(norm2(b) < norm2(a));
 }

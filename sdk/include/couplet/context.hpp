@@ -84,6 +84,9 @@ class COUPLET_API Context {
   /// Behaviour for a Model artifact, from the plugin that registered its type.
   virtual std::shared_ptr<Predictor> predictor(const Model& m) const = 0;
   virtual std::shared_ptr<Surrogate> surrogate(const Model& m) const = 0;
+  /// The type-erased LossTerm of a Model (ModelFactory::loss_term); learning plugins call
+  /// couplet::loss_term(ctx, m) from torch_bridge.hpp instead.
+  virtual std::shared_ptr<void> loss_term_object(const Model& m) const = 0;
 
   // --- services ---------------------------------------------------------------------------------
   /// This node's seed, derived deterministically from the workflow seed and the node id.

@@ -116,6 +116,9 @@ struct ModelFactory {
   std::string type;
   std::function<std::shared_ptr<Predictor>(const Model&)> predictor;  ///< may be empty
   std::function<std::shared_ptr<Surrogate>(const Model&)> surrogate;  ///< may be empty
+  /// A physics loss term for learning plugins: really a couplet::LossTerm (torch_bridge.hpp), type-erased
+  /// so that this header stays free of torch; register it with loss_term_type<T>(). May be empty.
+  std::function<std::shared_ptr<void>(const Model&)> loss_term;
 };
 
 struct NodeDecl {

@@ -265,5 +265,5 @@ COUPLET_PLUGIN("testing", "1.0.0") {
                                    p->b = c.at(1);
                                    return p;
                                  },
-                                 nullptr});
+                                 nullptr, nullptr});
 }

@@ -57,6 +57,7 @@ class PluginSet {
   /// Behaviour for a Model artifact, from the plugin that registered its type (nullptr if none).
   std::shared_ptr<Predictor> predictor(const Model& m) const;
   std::shared_ptr<Surrogate> surrogate(const Model& m) const;
+  std::shared_ptr<void> loss_term(const Model& m) const;  ///< a couplet::LossTerm (torch_bridge.hpp)
 
   /// Tells every library's thread hook (e.g. LibTorch's intra-op threads) the chosen count.
   void configure_threads(int threads) const;
