@@ -1,7 +1,9 @@
-// eval.water_balance: violation days counted on hand-built series.
+// eval.water_balance: violation days counted on hand-built series, and the node through the CLI on the
+// water balance model's own fluxes at two USCRN stations.
 #include "eval/water_balance.hpp"
 #include "common.hpp"
 
+#include <couplet/framework/store.hpp>
 #include <couplet/series.hpp>
 #include <couplet/time.hpp>
 
@@ -252,4 +254,66 @@ TEST_CASE("water_balance: a prediction site missing from the fluxes or observati
   const auto both = make_series({"Z1", "A"}, days(0, 3), {0, 0, 0, 0, 0, 0});
   CHECK(message(nullptr, both).empty());
   CHECK(testutil::contains(message(&flux, both), "the observations lack 1 of the prediction's sites: Z1"));
+}
+
+TEST_CASE("water_balance: eval.water_balance on tem_wbm's own fluxes at two USCRN stations") {
+  testutil::TempDir tmp("water-balance");
+  const std::string data = std::string(COUPLET_SOURCE_DIR) + "/data/uscrn";
+  testutil::write_file(tmp.path / "wb.toml", R"(couplet = 1
+name = "wb_small"
+seed = 1
+
+[[node]]
+id = "sites"
+plugin = "io.uscrn"
+params = { dir = ")" + data + R"(", stations = ["KS_Manhattan_6_SSW", "OK_Stillwater_2_W"], start = "2017-01-01", end = "2018-12-31" }
+
+[[node]]
+id = "wbm"
+plugin = "tem_wbm.simulate"
+inputs = { forcing = "sites.forcing", statics = "sites.sites" }
+params = { spin_up = true, fill = "linear", max_gap = 10, lai = 2.0, layer_output = false }
+
+[[node]]
+id = "wb"
+plugin = "eval.water_balance"
+inputs = { prediction = "wbm.fluxes", fluxes = "wbm.fluxes" }
+
+[[node]]
+id = "wb_obs"
+plugin = "eval.water_balance"
+inputs = { prediction = "wbm.fluxes", fluxes = "wbm.fluxes", observation = "sites.ssm" }
+)");
+  const std::string cmd = testutil::cli() + " --plugin-path " + COUPLET_PLUGIN_DIR + " run -q -t 1 --runs-dir " +
+                          (tmp.path / "runs").string() + " ";
+  const auto out = testutil::run(cmd + (tmp.path / "wb.toml").string());
+  INFO(out.text);
+  REQUIRE(out.code == 0);
+  const auto dir = tmp.path / "runs/wb_small/latest/artifacts";
+  auto read = [&](const char* file) {
+    auto t = std::dynamic_pointer_cast<const Table>(store::read_artifact(dir / file));
+    REQUIRE(t);
+    return t;
+  };
+  const auto plain = read("wb/per_site.h5"), with_obs = read("wb_obs/per_site.h5");
+  CHECK(plain->strings("site") == std::vector<std::string>{"KS_Manhattan_6_SSW", "OK_Stillwater_2_W"});
+  for (std::size_t s = 0; s < 2; ++s) {
+    CHECK(plain->numbers("periods")[s] > 0);  // two summers in Kansas and Oklahoma have dry spells
+    CHECK(plain->numbers("eligible_days")[s] > 0);
+    // Observations only remove days, never add them.
+    CHECK(with_obs->numbers("eligible_days")[s] <= plain->numbers("eligible_days")[s]);
+    CHECK(with_obs->numbers("violation_days")[s] <= plain->numbers("violation_days")[s]);
+    CHECK(with_obs->numbers("periods")[s] == plain->numbers("periods")[s]);
+    MESSAGE("tem_wbm's own SSM at " << plain->strings("site")[s] << ": " << plain->numbers("violation_days")[s]
+                                    << " violation days of " << plain->numbers("eligible_days")[s]
+                                    << " eligible (with observations: " << with_obs->numbers("violation_days")[s]
+                                    << " of " << with_obs->numbers("eligible_days")[s] << ")");
+  }
+  const auto summary = read("wb/summary.h5");
+  CHECK(summary->numbers("sites_total")[0] == 2);
+
+  // A flux variable the fluxes lack: the error names the input and the variable.
+  const auto bad = testutil::run(cmd + "--set wb.if_variable=NOPE " + (tmp.path / "wb.toml").string());
+  CHECK(bad.code != 0);
+  CHECK(testutil::contains(bad.text, "input 'fluxes': dataset has no variable 'NOPE'"));
 }
