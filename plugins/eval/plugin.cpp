@@ -1,13 +1,71 @@
-// Plugin "eval": scores predictions against observations. The arithmetic is in metrics.cpp.
+// Plugin "eval": scores predictions against observations (metrics.cpp) and counts water-balance
+// violation days (water_balance.cpp).
 #include "eval/metrics.hpp"
+#include "eval/water_balance.hpp"
 #include <couplet/series.hpp>
 
 #include <couplet/sdk.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 using namespace couplet;
+
+namespace {
+
+// The `start`/`end` parameters as days since 1970-01-01 (±inf when empty).
+std::pair<double, double> date_range(Context& ctx) {
+  const auto start = ctx.param<std::string>("start"), end = ctx.param<std::string>("end");
+  const double first = start.empty() ? -std::numeric_limits<double>::infinity()
+                                     : static_cast<double>(series::date_param("start", start));
+  const double last = end.empty() ? std::numeric_limits<double>::infinity()
+                                  : static_cast<double>(series::date_param("end", end));
+  if (first > last) throw NodeError("parameter 'start' (" + start + ") is after 'end' (" + end + ")");
+  return {first, last};
+}
+
+// Reads `names` over (site, time) from the Dataset on `port`. A Dataset streamed along site (e.g.
+// tem_wbm.simulate's fluxes) is read in blocks of sites, keeping only these variables, so that memory
+// holds them and not every variable of the producer.
+std::vector<series::SiteSeries> read_variables(Context& ctx, const std::string& port,
+                                               const std::vector<std::string>& names) {
+  std::vector<series::SiteSeries> out;
+  try {
+    const Chunking ch = ctx.input_chunking(port);
+    if (!ch.streamed() || ch.dim != "site") {
+      const Dataset& ds = ctx.dataset(port);
+      for (const auto& name : names) out.push_back(series::read_site_series(ds, name));
+      return out;
+    }
+    constexpr std::size_t kBlock = 256;
+    out.resize(names.size());
+    for (std::size_t b = 0; b < ch.length; b += kBlock) {
+      const auto rows = ctx.input_rows(port, b, std::min(kBlock, ch.length - b));
+      for (std::size_t k = 0; k < names.size(); ++k) {
+        auto part = series::read_site_series(*rows, names[k]);
+        if (b == 0) {
+          out[k] = std::move(part);
+          continue;
+        }
+        out[k].sites.insert(out[k].sites.end(), part.sites.begin(), part.sites.end());
+        out[k].values.insert(out[k].values.end(), part.values.begin(), part.values.end());
+      }
+      ctx.check_cancelled();
+    }
+  } catch (const NodeError& e) {
+    const std::string what = e.what();
+    throw NodeError(what.rfind("input '", 0) == 0 ? what : "input '" + port + "': " + what);
+  }
+  return out;
+}
+
+}  // namespace
 
 COUPLET_PLUGIN("eval", "0.1.0") {
   plugin.node("eval.metrics")
@@ -31,12 +89,7 @@ COUPLET_PLUGIN("eval", "0.1.0") {
         const auto variable = ctx.param<std::string>("variable");
         auto pred_variable = ctx.param<std::string>("pred_variable");
         if (pred_variable.empty()) pred_variable = variable;
-        const auto start = ctx.param<std::string>("start"), end = ctx.param<std::string>("end");
-        const double first = start.empty() ? -std::numeric_limits<double>::infinity()
-                                           : static_cast<double>(series::date_param("start", start));
-        const double last = end.empty() ? std::numeric_limits<double>::infinity()
-                                        : static_cast<double>(series::date_param("end", end));
-        if (first > last) throw NodeError("parameter 'start' (" + start + ") is after 'end' (" + end + ")");
+        const auto [first, last] = date_range(ctx);
 
         const auto pred = series::read_site_series(ctx.dataset("prediction"), pred_variable);
         const auto obs = series::read_site_series(ctx.dataset("observation"), variable);
@@ -49,5 +102,94 @@ COUPLET_PLUGIN("eval", "0.1.0") {
         if (e.pooled.n == 0) ctx.warn("no (site, day) has both a prediction and an observation: all scores are NaN");
         ctx.set_output("per_site", std::make_shared<Table>(metrics::per_site_table(e, units)));
         ctx.set_output("summary", std::make_shared<Table>(metrics::summary_table(e, units)));
+      });
+
+  plugin.node("eval.water_balance")
+      .summary("Counts water-balance violation days: predicted SSM rising in dry periods of the PB fluxes")
+      .doc("The water-balance diagnostic of Xi & Zhuang (2026): where the process-based model says that no "
+           "water enters the soil and some leaves it, soil moisture cannot rise, so a prediction that rises "
+           "there violates the water balance (PGDL should have fewer such days than DL; the paper reports "
+           "mean violation days per site over 5 years of DL 88, PGDL 76).\n\n"
+           "The fluxes (and observations) are aligned on the prediction by site name and day; days they lack "
+           "are missing. Per prediction site, over the prediction's days:\n\n"
+           "- a day is **dry** when it lies in [`start`, `end`], IF ≤ `if_zero` and EV > 0 or ES > 0; a "
+           "missing (NaN) IF, or EV and ES both missing or ≤ 0, make it not dry;\n"
+           "- a **dry period** is a maximal run of dry days on consecutive calendar days (a gap in the "
+           "prediction's time axis ends it, and so do `start` and `end`: a period is cut at them); it counts "
+           "when it has at least `min_period` days;\n"
+           "- day t of a counted period is **eligible** when day t − 1 belongs to the same period (so the "
+           "first day of a period never is: the rise into it starts outside the dry spell), pred(t) and "
+           "pred(t − 1) are both finite and, when `observation` is connected, obs(t) and obs(t − 1) are both "
+           "finite and obs(t) ≤ obs(t − 1) + `obs_tolerance` (observed SSM not rising). A missing observation "
+           "on t or t − 1 makes the day not eligible (it cannot be shown that the soil did not get wetter); "
+           "the day stays in its period, which the observations neither break nor shorten. With sparse "
+           "observations (a retrieval every few days) few days remain: leave `observation` unconnected there;\n"
+           "- an eligible day is a **violation day** when pred(t) − pred(t − 1) > `rise_tolerance`.\n\n"
+           "`if_zero` is in the fluxes' units (mm d-1 for tem_wbm.simulate): tem_wbm writes IF = 0 exactly "
+           "on days without water input, in float64 and float32 alike (0 is exact in both), so the default 0 "
+           "is right for it; a producer whose IF carries round-off (e.g. 1e-9 from a difference of fluxes) "
+           "needs a small threshold such as 1e-6. Every prediction site must be in the fluxes (and in the "
+           "observations when connected); extra sites there are ignored.")
+      .input("prediction", ArtifactKind::Dataset, "predicted SSM over (site, time)")
+      .input("fluxes", ArtifactKind::Dataset,
+             "process-based fluxes over (site, time), e.g. tem_wbm.simulate's fluxes (IF, EV, ES); read in "
+             "blocks of sites when streamed")
+      .optional_input("observation", ArtifactKind::Dataset,
+                      "observed SSM over (site, time): when connected, only days on which it does not rise count")
+      .output("per_site", ArtifactKind::Table,
+              "one row per prediction site: site, eligible_days, periods, period_days, violation_days, "
+              "violation_fraction (= violation_days / eligible_days, NaN without eligible days)")
+      .output("summary", ArtifactKind::Table,
+              "one row: sites (with at least one eligible day), mean_violation_days (over those sites), "
+              "pooled_violation_fraction (all violation days / all eligible days), eligible_days, "
+              "violation_days, periods (totals), sites_total")
+      .param(param_string("variable", "SSM", "soil moisture variable, in the observations (and the prediction)"))
+      .param(param_string("pred_variable", "", "variable in the prediction, when its name differs; "
+                                               "empty = the same as variable"))
+      .param(param_string("if_variable", "IF", "infiltration in the fluxes (tem_wbm: net infiltration)"))
+      .param(param_string("ev_variable", "EV", "transpiration in the fluxes (tem_wbm: root water uptake)"))
+      .param(param_string("es_variable", "ES", "soil evaporation in the fluxes"))
+      .param(param_int("min_period", 10, "shortest dry period counted [days]").at_least(2))
+      .param(param_float("if_zero", 0.0, "IF at or below this counts as no infiltration (fluxes' units)")
+                 .at_least(0)
+                 .in_units("mm d-1"))
+      .param(param_float("rise_tolerance", 0.0, "a predicted rise must exceed this (SSM units)").at_least(0))
+      .param(param_float("obs_tolerance", 0.0, "observed SSM rising by at most this still counts as not rising "
+                                               "(SSM units)")
+                 .at_least(0))
+      .param(param_date("start", "", "first day counted (YYYY-MM-DD); empty = from the prediction's first day"))
+      .param(param_date("end", "", "last day counted (YYYY-MM-DD); empty = to the prediction's last day"))
+      .run([](Context& ctx) {
+        const auto variable = ctx.param<std::string>("variable");
+        auto pred_variable = ctx.param<std::string>("pred_variable");
+        if (pred_variable.empty()) pred_variable = variable;
+        water_balance::Options o;
+        std::tie(o.first_day, o.last_day) = date_range(ctx);
+        o.min_period = static_cast<std::size_t>(ctx.param<std::int64_t>("min_period"));
+        o.if_zero = ctx.param<double>("if_zero");
+        o.rise_tolerance = ctx.param<double>("rise_tolerance");
+        o.obs_tolerance = ctx.param<double>("obs_tolerance");
+
+        const auto pred = read_variables(ctx, "prediction", {pred_variable}).front();
+        const auto fluxes = read_variables(ctx, "fluxes",
+                                           {ctx.param<std::string>("if_variable"), ctx.param<std::string>("ev_variable"),
+                                            ctx.param<std::string>("es_variable")});
+        std::vector<series::SiteSeries> obs;
+        if (ctx.has_input("observation")) {
+          obs = read_variables(ctx, "observation", {variable});
+          if (pred.attrs.count("units") && obs[0].attrs.count("units") &&
+              pred.attrs.at("units") != obs[0].attrs.at("units"))
+            ctx.warn("prediction '" + pred_variable + "' is in '" + pred.attrs.at("units") + "', observation '" +
+                     variable + "' in '" + obs[0].attrs.at("units") + "': compared as they are");
+        }
+        const auto r = water_balance::evaluate(pred, fluxes[0], fluxes[1], fluxes[2], obs.empty() ? nullptr : &obs[0], o);
+        std::size_t eligible = 0;
+        for (const auto& c : r.per_site) eligible += c.eligible_days;
+        if (eligible == 0)
+          ctx.warn("no site has an eligible day (a dry period of at least " + std::to_string(o.min_period) +
+                   " days with a finite prediction" + (obs.empty() ? "" : " and the observed SSM not rising") +
+                   "): the violation fractions are NaN");
+        ctx.set_output("per_site", std::make_shared<Table>(water_balance::per_site_table(r)));
+        ctx.set_output("summary", std::make_shared<Table>(water_balance::summary_table(r)));
       });
 }
