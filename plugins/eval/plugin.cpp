@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -74,9 +76,15 @@ COUPLET_PLUGIN("eval", "0.1.0") {
            "the pairs where both are finite: n, RMSE, MSE, R² (1 − SSres/SStot about the observed mean), "
            "Pearson r, bias (mean prediction − mean observation), ubRMSE, NSE (the same formula as R²) "
            "and KGE (Gupta et al. 2009). A site with fewer than 2 pairs gets NaN scores. Every prediction "
-           "site must be in the observations; extra observation sites are ignored.")
+           "site must be in the observations; extra observation sites are ignored. With `like`, only the "
+           "site-days where `like` has a value are scored, so that several models are compared on exactly the "
+           "same pairs (e.g. a PB simulation of every day scored on the days a cross-validated rollout predicts).")
+      .version("2")  // 2: optional input `like`
       .input("prediction", ArtifactKind::Dataset, "predicted series over (site, time)")
       .input("observation", ArtifactKind::Dataset, "observed series over (site, time)")
+      .optional_input("like", ArtifactKind::Dataset,
+                      "(site, time): score only the site-days where its `like_variable` is finite (every prediction "
+                      "site must be in it)")
       .output("per_site", ArtifactKind::Table, "one row per prediction site: site, n and the scores")
       .output("summary", ArtifactKind::Table,
               "rows 'mean over sites' (per-site scores averaged) and 'pooled' (all pairs together)")
@@ -85,14 +93,29 @@ COUPLET_PLUGIN("eval", "0.1.0") {
                                                "empty = the same as variable"))
       .param(param_date("start", "", "first day scored (YYYY-MM-DD); empty = from the first common day"))
       .param(param_date("end", "", "last day scored (YYYY-MM-DD); empty = to the last common day"))
+      .param(param_string("like_variable", "", "variable of `like`; empty = the same as `variable`"))
       .run([](Context& ctx) {
         const auto variable = ctx.param<std::string>("variable");
         auto pred_variable = ctx.param<std::string>("pred_variable");
         if (pred_variable.empty()) pred_variable = variable;
         const auto [first, last] = date_range(ctx);
 
-        const auto pred = series::read_site_series(ctx.dataset("prediction"), pred_variable);
+        auto pred = series::read_site_series(ctx.dataset("prediction"), pred_variable);
         const auto obs = series::read_site_series(ctx.dataset("observation"), variable);
+        if (ctx.has_input("like")) {
+          auto like_variable = ctx.param<std::string>("like_variable");
+          if (like_variable.empty()) like_variable = variable;
+          std::vector<double> mask;
+          try {
+            mask = series::align(series::read_site_series(ctx.dataset("like"), like_variable), pred.sites, pred.time,
+                                 "input 'like'", "prediction");
+          } catch (const NodeError& e) {
+            const std::string what = e.what();
+            throw NodeError(what.rfind("input 'like'", 0) == 0 ? what : "input 'like': " + what);
+          }
+          for (std::size_t i = 0; i < mask.size(); ++i)
+            if (!std::isfinite(mask[i])) pred.values[i] = std::numeric_limits<double>::quiet_NaN();
+        }
         const std::string units = obs.attrs.count("units") ? obs.attrs.at("units") : "";
         if (pred.attrs.count("units") && !units.empty() && pred.attrs.at("units") != units)
           ctx.warn("prediction '" + pred_variable + "' is in '" + pred.attrs.at("units") +
@@ -102,6 +125,90 @@ COUPLET_PLUGIN("eval", "0.1.0") {
         if (e.pooled.n == 0) ctx.warn("no (site, day) has both a prediction and an observation: all scores are NaN");
         ctx.set_output("per_site", std::make_shared<Table>(metrics::per_site_table(e, units)));
         ctx.set_output("summary", std::make_shared<Table>(metrics::summary_table(e, units)));
+      });
+
+  plugin.node("eval.compare")
+      .summary("One table comparing models: the eval.metrics summaries and eval.water_balance counts side by side")
+      .doc("Row i is model `labels[i]`: from `metrics_i` (an eval.metrics summary) its 'mean over sites' RMSE, r, "
+           "bias, ubRMSE, KGE and sites, and its 'pooled' RMSE and r; from `violations_i` (an eval.water_balance "
+           "summary, optional) its mean violation days per site and pooled violation fraction (NaN without). "
+           "This is the layout of the paper's Table 2 (science.md B).")
+      .input("metrics_1", ArtifactKind::Table, "eval.metrics summary of model 1")
+      .optional_input("metrics_2", ArtifactKind::Table, "eval.metrics summary of model 2")
+      .optional_input("metrics_3", ArtifactKind::Table, "eval.metrics summary of model 3")
+      .optional_input("metrics_4", ArtifactKind::Table, "eval.metrics summary of model 4")
+      .optional_input("metrics_5", ArtifactKind::Table, "eval.metrics summary of model 5")
+      .optional_input("metrics_6", ArtifactKind::Table, "eval.metrics summary of model 6")
+      .optional_input("metrics_7", ArtifactKind::Table, "eval.metrics summary of model 7")
+      .optional_input("metrics_8", ArtifactKind::Table, "eval.metrics summary of model 8")
+      .optional_input("violations_1", ArtifactKind::Table, "eval.water_balance summary of model 1")
+      .optional_input("violations_2", ArtifactKind::Table, "eval.water_balance summary of model 2")
+      .optional_input("violations_3", ArtifactKind::Table, "eval.water_balance summary of model 3")
+      .optional_input("violations_4", ArtifactKind::Table, "eval.water_balance summary of model 4")
+      .optional_input("violations_5", ArtifactKind::Table, "eval.water_balance summary of model 5")
+      .optional_input("violations_6", ArtifactKind::Table, "eval.water_balance summary of model 6")
+      .optional_input("violations_7", ArtifactKind::Table, "eval.water_balance summary of model 7")
+      .optional_input("violations_8", ArtifactKind::Table, "eval.water_balance summary of model 8")
+      .output("table", ArtifactKind::Table, "one row per model")
+      .param(param_strings("labels", std::vector<std::string>{}, "model names, one per connected metrics_i, in order"))
+      .run([](Context& ctx) {
+        const auto labels = ctx.param<std::vector<std::string>>("labels");
+        std::vector<std::string> model;
+        std::map<std::string, std::vector<double>> c;
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        for (int i = 1; i <= 8; ++i) {
+          const std::string mp = "metrics_" + std::to_string(i), vp = "violations_" + std::to_string(i);
+          if (!ctx.has_input(mp)) {
+            if (ctx.has_input(vp)) throw NodeError("input '" + vp + "' is connected but '" + mp + "' is not");
+            continue;
+          }
+          const Table& m = ctx.table(mp);
+          for (const char* col : {"aggregate", "sites", "rmse", "r", "bias", "ubrmse", "kge"})
+            if (!m.has(col))
+              throw NodeError("input '" + mp + "' has no column '" + col + "' (expected an eval.metrics summary)");
+          const auto& agg = m.strings("aggregate");
+          auto row_of = [&](const std::string& name) {
+            for (std::size_t r = 0; r < agg.size(); ++r)
+              if (agg[r] == name) return r;
+            throw NodeError("input '" + mp + "' has no row '" + name + "' (expected an eval.metrics summary)");
+          };
+          const std::size_t mean = row_of("mean over sites"), pooled = row_of("pooled");
+          if (model.size() >= labels.size())
+            throw NodeError("parameter 'labels' has " + std::to_string(labels.size()) + " name(s), fewer than the connected "
+                            "metrics inputs (" + mp + " has none)");
+          model.push_back(labels[model.size()]);
+          c["sites"].push_back(m.numbers("sites")[mean]);
+          for (const char* col : {"rmse", "r", "bias", "ubrmse", "kge"}) c[col].push_back(m.numbers(col)[mean]);
+          c["pooled_rmse"].push_back(m.numbers("rmse")[pooled]);
+          c["pooled_r"].push_back(m.numbers("r")[pooled]);
+          double vd = nan, vf = nan;
+          if (ctx.has_input(vp)) {
+            const Table& v = ctx.table(vp);
+            if (!v.has("mean_violation_days") || !v.has("pooled_violation_fraction") || v.rows() != 1)
+              throw NodeError("input '" + vp + "' is not an eval.water_balance summary (one row with "
+                              "mean_violation_days, pooled_violation_fraction)");
+            vd = v.numbers("mean_violation_days")[0];
+            vf = v.numbers("pooled_violation_fraction")[0];
+          }
+          c["violation_days"].push_back(vd);
+          c["violation_fraction"].push_back(vf);
+        }
+        if (labels.size() != model.size())
+          throw NodeError("parameter 'labels' has " + std::to_string(labels.size()) + " name(s) for " +
+                          std::to_string(model.size()) + " connected metrics input(s)");
+        auto t = std::make_shared<Table>();
+        t->add_column("model", model, "", "label");
+        t->add_column("sites", c["sites"], "1", "sites with scores");
+        t->add_column("rmse", c["rmse"], "", "RMSE, mean over sites");
+        t->add_column("r", c["r"], "1", "Pearson r, mean over sites");
+        t->add_column("bias", c["bias"], "", "bias, mean over sites");
+        t->add_column("ubrmse", c["ubrmse"], "", "unbiased RMSE, mean over sites");
+        t->add_column("kge", c["kge"], "1", "KGE, mean over sites");
+        t->add_column("pooled_rmse", c["pooled_rmse"], "", "RMSE over all pairs");
+        t->add_column("pooled_r", c["pooled_r"], "1", "Pearson r over all pairs");
+        t->add_column("violation_days", c["violation_days"], "1", "mean violation days per site (NaN: not given)");
+        t->add_column("violation_fraction", c["violation_fraction"], "1", "violation days / eligible days, pooled");
+        ctx.set_output("table", t);
       });
 
   plugin.node("eval.water_balance")

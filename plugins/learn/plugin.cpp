@@ -483,6 +483,17 @@ std::vector<std::size_t> start_days(const Frame& f, const Config& cfg, const Rol
         out[s] = std::max(t, from);
         break;
       }
+    // A site without any observation in the k days before (frozen or missing winter records at a held-out
+    // site) starts on the first day that has one there: its window cannot be seeded earlier.
+    if (cfg.has_sequence()) {
+      const std::size_t k = static_cast<std::size_t>(cfg.window());
+      auto seeded = [&](std::size_t t) {
+        for (std::size_t d = t - k; d < t; ++d)
+          if (std::isfinite(f.target[s * T + d])) return true;
+        return false;
+      };
+      while (out[s] < T && out[s] >= k && !seeded(out[s])) ++out[s];
+    }
   }
   return out;
 }
@@ -915,7 +926,8 @@ COUPLET_PLUGIN("learn", "0.1.0") {
              "learn.lstm / learn.fcnn / learn.pgdl (the same trainer, parameters and physics loss terms; the fold's "
              "seed is derived from the node seed and the fold number), and the fold's test role is predicted by "
              "iterative single-step rollout as learn.predict does (a held-out site from its day k: its first k "
-             "observed days seed the window, no later observation is read). Folds run concurrently, "
+             "days seed the window, or from the first day with an observation in the k days before it; no "
+             "later observation is read). Folds run concurrently, "
              "`parallel_folds` at a time, each with threads / parallel_folds LibTorch threads; a fold's result "
              "does not depend on the schedule, so the same seed and thread settings give the same bytes. "
              "The `prediction` joins the folds' test roles (a site-day tested by two folds is an error); score it "
@@ -946,7 +958,7 @@ COUPLET_PLUGIN("learn", "0.1.0") {
   }
 
   plugin.node("learn.predict")
-      .version("2")  // 2: spatial-split test sites start at day k instead of being skipped; stateful init fix
+      .version("3")  // 3: a test site without an observation in its first window starts at the first seeded day
       .summary("Predicts the target by iterative single-step rollout of a learn model")
       .doc("For each site, the `seq_len` days before the first predicted day seed the window with the "
            "observed target (gaps filled linearly inside the window; a window without any observation skips "
@@ -956,7 +968,8 @@ COUPLET_PLUGIN("learn", "0.1.0") {
            "then one day per step, carrying its state (k times fewer LSTM steps; it remembers beyond k "
            "days, so its predictions differ from the windowed ones after the first day). With `split`, each "
            "site of the fold's test role is predicted from its first test day (at least day k: with spatial "
-           "splits the held-out site's first k observed days seed the window) and the output keeps test "
+           "splits the held-out site's first k observed days seed the window; a site with no observation in "
+           "those k days starts on the first day that has one in the k days before it) and the output keeps test "
            "days only; without it, every site from `start` (or the first day with a full window). A day "
            "whose inputs are missing after gap filling is NaN and the last value is fed back (counted in a "
            "warning). " + kPortsDoc)

@@ -163,3 +163,185 @@ TEST_CASE("learn: with a leave-one-site-out split the held-out site is predicted
   CHECK(held > 600);
   CHECK(others == 0);
 }
+
+namespace {
+std::string cli_threads(int t) {
+  return testutil::cli() + " --plugin-path " + COUPLET_PLUGIN_DIR + " run -q -t " + std::to_string(t) + " ";
+}
+template <class T>
+std::shared_ptr<const T> artifact(const std::filesystem::path& p) {
+  auto a = std::dynamic_pointer_cast<const T>(store::read_artifact(p));
+  REQUIRE_MESSAGE(a, p.string());
+  return a;
+}
+}  // namespace
+
+TEST_CASE("learn: workflows/compare_pb_dl_pgdl.toml, small: PB, DL and PGDL leave-one-site-out on the same days") {
+  testutil::TempDir tmp("learn-compare");
+  const std::string workflow = std::string(COUPLET_SOURCE_DIR) + "/workflows/compare_pb_dl_pgdl.toml";
+  std::string small =
+      "--set 'sites.stations=[\"KS_Manhattan_6_SSW\", \"OK_Stillwater_2_W\", \"AL_Selma_13_WNW\", \"IA_Des_Moines_17_E\"]' "
+      "--set sites.start='\"2018-01-01\"' --set sites.end='\"2018-12-31\"' --set calibrate.max_evaluations=20 "
+      "--set loso.validation_fraction=0.34 ";
+  for (const char* n : {"dl", "pgdl"})
+    small += std::string("--set ") + n + ".epochs=2 --set " + n + ".hidden=4 --set " + n + ".seq_len=10 ";
+  small += "--set pgdl.fc_hidden=4 ";
+  for (const char* dir : {"a", "b"}) {  // two folds at a time (-t 2): the schedule must not change the bytes
+    const auto out = testutil::run(cli_threads(2) + small + "--runs-dir " + (tmp.path / dir).string() + " " + workflow);
+    INFO(out.text);
+    REQUIRE(out.code == 0);
+  }
+  const auto run_dir = tmp.path / "a/compare_pb_dl_pgdl/latest/artifacts";
+  auto table = artifact<Table>(run_dir / "compare/table.h5");
+  REQUIRE(table->rows() == 4);
+  CHECK(table->strings("model")[2] == "DL (LSTM)");
+  for (std::size_t r = 0; r < 4; ++r) {
+    CHECK(table->numbers("sites")[r] == 4);
+    CHECK(std::isfinite(table->numbers("rmse")[r]));
+  }
+  CHECK(std::isnan(table->numbers("violation_days")[1]));  // no violations input for the calibrated PB row
+  CHECK(std::isfinite(table->numbers("violation_days")[2]));
+
+  // One fold per station, each tested on its own station, all four predicted from day k = 10.
+  auto folds = artifact<Table>(run_dir / "dl/folds.h5");
+  REQUIRE(folds->rows() == 4);
+  for (std::size_t r = 0; r < 4; ++r) CHECK(folds->numbers("test_sites")[r] == 1);
+  const auto p = series::read_site_series(*artifact<Dataset>(run_dir / "dl/prediction.h5"), "SSM");
+  REQUIRE(p.n_sites() == 4);
+  for (std::size_t s = 0; s < 4; ++s) {
+    std::size_t n = 0;
+    for (std::size_t t = 0; t < p.n_times(); ++t) {
+      if (t < 10) CHECK(std::isnan(p.row(s)[t]));
+      n += std::isfinite(p.row(s)[t]);
+    }
+    CHECK(n > 300);
+  }
+  // `like`: PB is scored on exactly the pairs DL is.
+  auto pb = artifact<Table>(run_dir / "score_pb/summary.h5"), dl = artifact<Table>(run_dir / "score_dl/summary.h5");
+  CHECK(pb->numbers("n")[1] == dl->numbers("n")[1]);
+
+  for (const char* file : {"dl/prediction.h5", "pgdl/prediction.h5", "pgdl/best_model.h5", "compare/table.h5"})
+    CHECK_MESSAGE(testutil::read_file(run_dir / file) ==
+                      testutil::read_file(tmp.path / "b/compare_pb_dl_pgdl/latest/artifacts" / file), file);
+}
+
+TEST_CASE("learn: workflows/physics_loss_sweep.toml, small: every LossTerm trains, records its value and is scored") {
+  testutil::TempDir tmp("learn-sweep");
+  const std::string workflow = std::string(COUPLET_SOURCE_DIR) + "/workflows/physics_loss_sweep.toml";
+  std::string small =
+      "--set 'sites.stations=[\"KS_Manhattan_6_SSW\", \"OK_Stillwater_2_W\"]' --set sites.start='\"2016-01-01\"' "
+      "--set sites.end='\"2017-12-31\"' --set 'split.train_years=[2016]' --set 'split.validation_years=[]' "
+      "--set 'split.test_years=[2017]' ";
+  for (const char* model : {"dl", "pgdl"})
+    for (const char* v : {"base", "direction_1", "direction_10", "bounds_1", "bounds_10", "storage_1", "storage_10"})
+      small += std::string("--set ") + model + "_" + v + ".epochs=1 --set " + model + "_" + v + ".hidden=4 --set " +
+               model + "_" + v + ".seq_len=7 ";
+  const auto out = testutil::run(cli_threads(2) + small + "--runs-dir " + tmp.path.string() + " " + workflow);
+  INFO(out.text);
+  REQUIRE(out.code == 0);
+  const auto run_dir = tmp.path / "physics_loss_sweep/latest/artifacts";
+  for (const char* c : {"compare_dl", "compare_pgdl"}) {
+    auto t = artifact<Table>(run_dir / c / "table.h5");
+    REQUIRE(t->rows() == 7);
+    CHECK(t->strings("model")[1] == "direction beta=1");
+    for (std::size_t r = 0; r < 7; ++r) CHECK(std::isfinite(t->numbers("rmse")[r]));
+  }
+  auto hist = artifact<Table>(run_dir / "pgdl_storage_10/history.h5");
+  REQUIRE(hist->has("physics_loss_1"));
+  CHECK(std::isfinite(hist->numbers("physics_loss_1")[0]));
+  CHECK(hist->numbers("objective")[0] > hist->numbers("train_loss")[0]);
+  auto base = artifact<Table>(run_dir / "dl_base/history.h5");
+  CHECK_FALSE(base->has("physics_loss_1"));
+  CHECK(base->numbers("objective")[0] == base->numbers("train_loss")[0]);
+}
+
+TEST_CASE("learn: learn.search caches its trials and hands the best to learn.cv, bad loss inputs are named") {
+  testutil::TempDir tmp("learn-search");
+  const std::string data = std::string(COUPLET_SOURCE_DIR) + "/data/uscrn";
+  const auto ckpt = (tmp.path / "trials").string();
+  const auto wf = tmp.path / "search.toml";
+  testutil::write_file(wf, R"(couplet = 1
+name = "search"
+seed = 5
+
+[[node]]
+id = "sites"
+plugin = "io.uscrn"
+params = { dir = ")" + data + R"(", stations = ["KS_Manhattan_6_SSW", "OK_Stillwater_2_W", "AL_Selma_13_WNW"], start = "2018-01-01", end = "2018-12-31" }
+
+[[node]]
+id = "loso"
+plugin = "split.loso"
+inputs = { data = "sites.ssm" }
+params = { validation_fraction = 0.5 }
+
+[[node]]
+id = "search"
+plugin = "learn.search"
+inputs = { features = "sites.forcing", target = "sites.ssm", split = "loso.split" }
+params = { model = "lstm", method = "bayes", trials = 3, initial_trials = 2, epochs = 1, folds = [0, 1], seq_len_range = [5, 12], hidden_range = [2, 6], checkpoint_dir = ")" + ckpt + R"(" }
+
+[[node]]
+id = "cv"
+plugin = "learn.cv"
+inputs = { features = "sites.forcing", target = "sites.ssm", split = "loso.split", hyperparameters = "search.best" }
+params = { model = "lstm", epochs = 1, folds = [2] }
+)");
+  const std::string runs = " --runs-dir " + (tmp.path / "runs").string() + " ";
+  auto out = testutil::run(cli_threads(2) + runs + wf.string());
+  INFO(out.text);
+  REQUIRE(out.code == 0);
+  const auto dir = tmp.path / "runs/search/latest/artifacts";
+  auto trials = artifact<Table>(dir / "search/trials.h5");
+  REQUIRE(trials->rows() == 3);
+  CHECK(trials->numbers("proposed")[2] == 1);
+  for (std::size_t r = 0; r < 3; ++r) {
+    CHECK(trials->numbers("cached")[r] == 0);
+    CHECK(std::isfinite(trials->numbers("score")[r]));
+    CHECK(trials->numbers("hidden")[r] >= 2);
+    CHECK(trials->numbers("hidden")[r] <= 6);
+  }
+  auto best = artifact<Table>(dir / "search/best.h5");
+  auto model = artifact<Model>(dir / "cv/best_model.h5");
+  CHECK(model->config.find("hidden = " + std::to_string(static_cast<int>(best->numbers("hidden")[0])) + "\n") !=
+        std::string::npos);
+
+  // One more trial: the first three resume from their finished checkpoints instead of training again.
+  out = testutil::run(cli_threads(2) + "--set search.trials=4" + runs + wf.string());
+  REQUIRE(out.code == 0);
+  auto more = artifact<Table>(dir / "search/trials.h5");
+  REQUIRE(more->rows() == 4);
+  for (std::size_t r = 0; r < 3; ++r) {
+    CHECK(more->numbers("cached")[r] == 1);
+    CHECK(more->numbers("score")[r] == trials->numbers("score")[r]);
+  }
+
+  // A model that is not a LossTerm, and a term reading a variable nobody has, are named.
+  std::string text = testutil::read_file(wf);
+  testutil::write_file(wf, text + R"(
+[[node]]
+id = "bad_term"
+plugin = "learn.lstm"
+inputs = { features = "sites.forcing", target = "sites.ssm", physics_loss_1 = "cv.best_model" }
+params = { epochs = 1, hidden = 2, seq_len = 5 }
+)");
+  out = testutil::run(cli_threads(1) + runs + wf.string());
+  CHECK(out.code != 0);
+  CHECK(out.text.find("input 'physics_loss_1': a model of type 'learn.lstm' is not a LossTerm") != std::string::npos);
+  testutil::write_file(wf, text + R"(
+[[node]]
+id = "term"
+plugin = "learn.loss_direction"
+params = { infiltration = "NOPE" }
+
+[[node]]
+id = "bad_variable"
+plugin = "learn.lstm"
+inputs = { features = "sites.forcing", target = "sites.ssm", physics_loss_1 = "term.term" }
+params = { epochs = 1, hidden = 2, seq_len = 5 }
+)");
+  out = testutil::run(cli_threads(1) + runs + wf.string());
+  CHECK(out.code != 0);
+  CHECK(out.text.find("input 'features', variable 'NOPE'") != std::string::npos);
+  CHECK(out.text.find("the physics loss terms read: NOPE, EV, ES") != std::string::npos);
+}
