@@ -5,6 +5,8 @@
 
 #include <couplet/sdk.hpp>
 
+#include <unordered_map>
+
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -83,6 +85,33 @@ COUPLET_PLUGIN("prep", "0.1.0") {
         ctx.info("kept " + std::to_string(res.n_kept) + " of " + std::to_string(total) + " sites");
         ctx.set_output("kept", std::make_shared<Dataset>(std::move(res.kept)));
         ctx.set_output("report", std::make_shared<Table>(std::move(res.report)));
+      });
+
+  plugin.node("prep.select_sites")
+      .summary("Restricts a Dataset to the sites of another (e.g. the forcing to the sites prep.site_filter kept)")
+      .doc("The `data` Dataset restricted to the sites of `like`, in `like`'s order; variables without a site "
+           "dimension are copied whole. Every site of `like` must be in `data` (an error names the missing ones).")
+      .input("data", ArtifactKind::Dataset, "a Dataset with a site dimension")
+      .input("like", ArtifactKind::Dataset, "a Dataset whose `site` coordinate lists the sites to keep")
+      .output("selected", ArtifactKind::Dataset, "`data` at the sites of `like`")
+      .run([](Context& ctx) {
+        const auto& data = ctx.dataset("data");
+        const auto have = series::site_names(data);
+        const auto want = series::site_names(ctx.dataset("like"));
+        std::unordered_map<std::string, std::size_t> row;
+        for (std::size_t i = 0; i < have.size(); ++i) row.emplace(have[i], i);
+        std::vector<std::size_t> rows;
+        std::vector<std::string> missing;
+        for (auto& w : want) {
+          auto it = row.find(w);
+          if (it == row.end()) missing.push_back(w);
+          else rows.push_back(it->second);
+        }
+        if (!missing.empty())
+          throw NodeError("input 'data' lacks " + std::to_string(missing.size()) + " site(s) of input 'like': " +
+                          missing.front() + (missing.size() > 1 ? ", ..." : ""));
+        ctx.info("selected " + std::to_string(rows.size()) + " of " + std::to_string(have.size()) + " sites");
+        ctx.set_output("selected", std::make_shared<Dataset>(prep::select_sites(data, rows)));
       });
 
   plugin.node("prep.gap_fill")
