@@ -345,3 +345,39 @@ params = { epochs = 1, hidden = 2, seq_len = 5 }
   CHECK(out.text.find("input 'features', variable 'NOPE'") != std::string::npos);
   CHECK(out.text.find("the physics loss terms read: NOPE, EV, ES") != std::string::npos);
 }
+
+TEST_CASE("learn: a LossTerm from another plugin (the plugin author guide's example) trains with learn.lstm") {
+  testutil::TempDir tmp("learn-lossdemo");
+  const std::string data = std::string(COUPLET_SOURCE_DIR) + "/data/uscrn";
+  const auto wf = tmp.path / "step.toml";
+  testutil::write_file(wf, R"(couplet = 1
+name = "step"
+seed = 5
+
+[[node]]
+id = "sites"
+plugin = "io.uscrn"
+params = { dir = ")" + data + R"(", stations = ["KS_Manhattan_6_SSW", "OK_Stillwater_2_W"], start = "2018-01-01", end = "2018-12-31" }
+
+[[node]]
+id = "step"
+plugin = "lossdemo.step"
+params = { beta = 5.0, max_step = 0.01 }
+
+[[node]]
+id = "lstm"
+plugin = "learn.lstm"
+inputs = { features = "sites.forcing", target = "sites.ssm", physics_loss_1 = "step.term" }
+params = { epochs = 2, hidden = 4, seq_len = 7 }
+)");
+  const auto out = testutil::run(testutil::cli() + " --plugin-path " + COUPLET_PLUGIN_DIR + " --plugin-path " +
+                                 COUPLET_LOSSDEMO_DIR + " run -t 1 --runs-dir " + (tmp.path / "runs").string() + " " +
+                                 wf.string());
+  INFO(out.text);
+  REQUIRE(out.code == 0);
+  auto hist = artifact<Table>(tmp.path / "runs/step/latest/artifacts/lstm/history.h5");
+  REQUIRE(hist->has("physics_loss_1"));
+  CHECK(std::isfinite(hist->numbers("physics_loss_1")[1]));
+  auto model = artifact<Model>(tmp.path / "runs/step/latest/artifacts/lstm/model.h5");
+  CHECK(model->attrs.at("physics_losses") == "lossdemo.step beta=5");
+}
