@@ -614,29 +614,33 @@ std::vector<double> rollout(Net& net, const Frame& nf, const Config& cfg, const 
       out = net->forward(seq_t, cur_t);
     } else {
       // Stateful: a site's first day with complete inputs runs the whole initial window from zero state,
-      // later days one step.
-      std::vector<torch::Tensor> hs(S);
-      auto new_h = std::get<0>(state).clone(), new_c = std::get<1>(state).clone();
-      torch::Tensor h_all = torch::zeros({Sl, cfg.hidden});
+      // later days one step. All sites of each kind in one batch (sites are independent rows).
+      std::vector<std::int64_t> init_sites, step_sites;
       for (std::size_t s = 0; s < S; ++s) {
         if (!ok[s]) continue;
-        const auto si = static_cast<std::int64_t>(s);
-        torch::Tensor in;
+        (initialised[s] ? step_sites : init_sites).push_back(static_cast<std::int64_t>(s));
+        initialised[s] = 1;
+      }
+      const auto K = static_cast<std::int64_t>(k);
+      auto seq_t = torch::from_blob(seq.data(), {Sl, K, static_cast<std::int64_t>(fs)}, torch::kFloat);
+      auto new_h = std::get<0>(state).clone(), new_c = std::get<1>(state).clone();
+      torch::Tensor h_all = torch::zeros({Sl, cfg.hidden});
+      auto run = [&](std::vector<std::int64_t>& sites, bool whole_window) {
+        if (sites.empty()) return;
+        auto idx = torch::from_blob(sites.data(), {static_cast<std::int64_t>(sites.size())}, torch::kLong);
+        auto in = seq_t.index_select(0, idx);
         NetImpl::State st0;
-        auto full = torch::from_blob(seq.data() + s * k * fs, {1, static_cast<std::int64_t>(k), static_cast<std::int64_t>(fs)},
-                                     torch::kFloat);
-        if (!initialised[s]) {
-          in = full;
-          initialised[s] = 1;
-        } else {
-          in = full.slice(1, static_cast<std::int64_t>(k) - 1, static_cast<std::int64_t>(k));
-          st0 = {std::get<0>(state).slice(1, si, si + 1), std::get<1>(state).slice(1, si, si + 1)};
+        if (!whole_window) {
+          in = in.slice(1, K - 1, K);
+          st0 = {std::get<0>(state).index_select(1, idx), std::get<1>(state).index_select(1, idx)};
         }
         auto [h, next] = net->encode(in, st0);
-        h_all[si] = h[0];
-        new_h.slice(1, si, si + 1).copy_(std::get<0>(next));
-        new_c.slice(1, si, si + 1).copy_(std::get<1>(next));
-      }
+        h_all.index_copy_(0, idx, h);
+        new_h.index_copy_(1, idx, std::get<0>(next));
+        new_c.index_copy_(1, idx, std::get<1>(next));
+      };
+      run(init_sites, true);
+      run(step_sites, false);
       state = {new_h, new_c};
       out = net->head_out(h_all, cur_t);
     }
