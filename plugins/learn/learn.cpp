@@ -236,6 +236,113 @@ Samples build_samples(const Frame& nf, const Config& cfg, const std::vector<char
 // ---------------------------------------------------------------------------------------------------
 // Networks
 
+
+// ---------------------------------------------------------------------------------------------------
+// The LSTM layer for training: forward and backward by hand, two operations per time step (one matrix
+// product, one fused element-wise pass) instead of the ~25 small tensor operations of LibTorch's LSTM
+// under autograd — for the paper's small networks the per-operation overhead, not arithmetic, dominates.
+// Same parameters, same gate order (i, f, g, o) and the same mathematics as torch::nn::LSTM (tested
+// against it: outputs and gradients).
+
+namespace {
+
+struct FusedLstm : torch::autograd::Function<FusedLstm> {
+  /// x [B, L, F]; returns the last hidden state [B, H] from a zero state.
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
+                               const torch::Tensor& w_ih, const torch::Tensor& w_hh, const torch::Tensor& b_ih,
+                               const torch::Tensor& b_hh) {
+    const auto x = x_in.contiguous();
+    const std::int64_t B = x.size(0), L = x.size(1), F = x.size(2), H = w_hh.size(1);
+    // Input projections of every step in one product: rows ordered (t, b).
+    const auto xt = x.transpose(0, 1).contiguous().view({L * B, F});
+    auto act = torch::addmm((b_ih + b_hh).detach(), xt, w_ih.detach().t()).view({L, B, 4 * H});
+    auto hs = torch::zeros({L + 1, B, H}, x.options());  // hs[t] = h before step t
+    auto cs = torch::zeros({L + 1, B, H}, x.options());
+    auto tcs = torch::empty({L, B, H}, x.options());
+    const auto whh_t = w_hh.detach().t();
+    for (std::int64_t t = 0; t < L; ++t) {
+      // The transcendental functions run vectorised inside LibTorch: tanh(x) = 2 sigmoid(2x) - 1, so one
+      // sigmoid over all four gates (the g block pre-scaled by 2) and one over 2c.
+      auto a = act[t];
+      a.addmm_(hs[t], whh_t);
+      a.narrow(1, 2 * H, H).mul_(2);
+      a.sigmoid_();
+      float* ap = a.data_ptr<float>();
+      const float* cp = cs[t].data_ptr<float>();
+      float* cn = cs[t + 1].data_ptr<float>();
+      for (std::int64_t b = 0; b < B; ++b) {
+        float* g4 = ap + b * 4 * H;
+        for (std::int64_t j = 0; j < H; ++j) {
+          const float g = 2 * g4[2 * H + j] - 1;
+          g4[2 * H + j] = g;  // activated gates are kept for the backward pass
+          cn[b * H + j] = g4[H + j] * cp[b * H + j] + g4[j] * g;
+        }
+      }
+      auto tc_t = tcs[t];
+      tc_t.copy_(cs[t + 1]).mul_(2).sigmoid_();
+      float* tc = tc_t.data_ptr<float>();
+      float* hn = hs[t + 1].data_ptr<float>();
+      for (std::int64_t b = 0; b < B; ++b) {
+        const float* g4 = ap + b * 4 * H;
+        for (std::int64_t j = 0; j < H; ++j) {
+          const std::int64_t k = b * H + j;
+          const float th = 2 * tc[k] - 1;
+          tc[k] = th;
+          hn[k] = g4[3 * H + j] * th;
+        }
+      }
+    }
+    ctx->save_for_backward({xt, w_hh, act, hs, cs, tcs});
+    return hs[L].clone();
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &xt = saved[0], &w_hh = saved[1], &act = saved[2], &hs = saved[3], &cs = saved[4], &tcs = saved[5];
+    const std::int64_t L = act.size(0), B = act.size(1), H = w_hh.size(1);
+    auto dgates = torch::empty({L, B, 4 * H}, act.options());
+    auto dh = grad[0].contiguous().clone();
+    auto dc = torch::zeros({B, H}, act.options());
+    const auto whh = w_hh.detach();
+    for (std::int64_t t = L - 1; t >= 0; --t) {
+      const float* ap = act[t].data_ptr<float>();
+      const float* cp = cs[t].data_ptr<float>();
+      const float* tc = tcs[t].data_ptr<float>();
+      float* dg = dgates[t].data_ptr<float>();
+      const float* dhp = dh.data_ptr<float>();
+      float* dcp = dc.data_ptr<float>();
+      for (std::int64_t b = 0; b < B; ++b) {
+        const float* g4 = ap + b * 4 * H;
+        float* d4 = dg + b * 4 * H;
+        for (std::int64_t j = 0; j < H; ++j) {
+          const std::int64_t k = b * H + j;
+          const float i = g4[j], f = g4[H + j], g = g4[2 * H + j], o = g4[3 * H + j], th = tc[k];
+          const float dcc = dcp[k] + dhp[k] * o * (1 - th * th);
+          d4[j] = dcc * g * i * (1 - i);
+          d4[H + j] = dcc * cp[k] * f * (1 - f);
+          d4[2 * H + j] = dcc * i * (1 - g * g);
+          d4[3 * H + j] = dhp[k] * th * o * (1 - o);
+          dcp[k] = dcc * f;
+        }
+      }
+      if (t > 0) dh = torch::mm(dgates[t], whh);
+    }
+    const auto dg2 = dgates.view({L * B, 4 * H});
+    const auto d_wih = dg2.t().mm(xt);
+    const auto d_whh = dg2.t().mm(hs.slice(0, 0, L).reshape({L * B, H}));
+    const auto d_b = dg2.sum(0);
+    return {torch::Tensor(), d_wih, d_whh, d_b, d_b};
+  }
+};
+
+}  // namespace
+
+torch::Tensor lstm_last_hidden(torch::nn::LSTM& lstm, const torch::Tensor& seq) {
+  auto p = lstm->named_parameters();
+  return FusedLstm::apply(seq.to(torch::kFloat), p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"]);
+}
+
 NetImpl::NetImpl(const Config& c) : cfg(c) {
   std::int64_t head_in = 0;
   if (cfg.has_sequence()) {
@@ -278,7 +385,7 @@ torch::Tensor NetImpl::head_out(const torch::Tensor& h, const torch::Tensor& cur
 
 torch::Tensor NetImpl::forward(const torch::Tensor& seq, const torch::Tensor& cur) {
   torch::Tensor h;
-  if (cfg.has_sequence()) h = encode(seq, {}).first;
+  if (cfg.has_sequence()) h = lstm_last_hidden(lstm, seq);
   return head_out(h, cur);
 }
 

@@ -112,6 +112,11 @@ struct NetImpl : torch::nn::Module {
   torch::Tensor dropout(const torch::Tensor& z);
 };
 TORCH_MODULE(Net);
+/// The last hidden state [B, H] of a one-layer, batch-first LSTM over seq [B, L, F] from a zero state: the
+/// same mathematics as lstm->forward, with a hand-written forward and backward (two operations per time
+/// step) that trains the paper's small networks several times faster than LibTorch's LSTM under autograd.
+torch::Tensor lstm_last_hidden(torch::nn::LSTM& lstm, const torch::Tensor& seq);
+
 /// Seeds LibTorch with `seed` and builds the network, so that initial weights follow from the seed.
 Net make_net(const Config& cfg, std::uint64_t seed);
 

@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -561,4 +562,28 @@ TEST_CASE("loss terms: weight decay shrinks the weights") {
   o.weight_decay = 0.05;
   train(b, p.train, p.val, o);
   CHECK(norm2(b) < norm2(a));
+}
+
+TEST_CASE("learn: the hand-written LSTM matches torch::nn::LSTM in outputs and gradients") {
+  torch::manual_seed(3);
+  for (auto [B, L, F, H] : {std::array<std::int64_t, 4>{5, 7, 3, 4}, std::array<std::int64_t, 4>{64, 30, 10, 16}}) {
+    torch::nn::LSTM a(torch::nn::LSTMOptions(F, H).batch_first(true)), b(torch::nn::LSTMOptions(F, H).batch_first(true));
+    {
+      torch::NoGradGuard no_grad;
+      auto pa = a->parameters(), pb = b->parameters();
+      for (std::size_t i = 0; i < pa.size(); ++i) pb[i].copy_(pa[i]);
+    }
+    const auto x = torch::randn({B, L, F});
+    const auto w = torch::randn({B, H});  // a random linear read-out, so every output element matters
+    auto ref = std::get<0>(std::get<1>(a->forward(x)))[0];
+    auto fused = lstm_last_hidden(b, x);
+    CHECK(torch::allclose(fused, ref, 1e-5, 1e-6));
+    (ref * w).sum().backward();
+    (fused * w).sum().backward();
+    auto pa = a->named_parameters(), pb = b->named_parameters();
+    for (const char* name : {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"}) {
+      INFO(name);
+      CHECK(torch::allclose(pb[name].grad(), pa[name].grad(), 1e-4, 1e-5));
+    }
+  }
 }
