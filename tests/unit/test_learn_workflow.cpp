@@ -180,7 +180,7 @@ TEST_CASE("learn: workflows/compare_pb_dl_pgdl.toml, small: PB, DL and PGDL leav
   testutil::TempDir tmp("learn-compare");
   const std::string workflow = std::string(COUPLET_SOURCE_DIR) + "/workflows/compare_pb_dl_pgdl.toml";
   std::string small =
-      "--set 'sites.stations=[\"KS_Manhattan_6_SSW\", \"OK_Stillwater_2_W\", \"AL_Selma_13_WNW\", \"IA_Des_Moines_17_E\"]' "
+      "--set 'sites.stations=[\"KS_Manhattan_6_SSW\", \"OK_Stillwater_2_W\", \"AL_Selma_13_WNW\", \"IN_Bedford_5_WNW\"]' "
       "--set sites.start='\"2018-01-01\"' --set sites.end='\"2018-12-31\"' --set calibrate.max_evaluations=20 "
       "--set loso.validation_fraction=0.34 ";
   for (const char* n : {"dl", "pgdl"})
