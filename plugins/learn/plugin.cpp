@@ -135,6 +135,13 @@ const std::string kPortsDoc =
     "Inputs are read on the target's (site, time) grid: `features` and `physics` are aligned to its sites "
     "and days (a site missing from them is an error, a missing day is NaN). ";
 
+/// Intra-op threads for LibTorch and OpenBLAS: the `torch_threads` parameter, 0 = `fallback`.
+int torch_threads(const Context& ctx, int fallback) {
+  const int t = ctx.param<int>("torch_threads");
+  return t > 0 ? t : std::max(1, fallback);
+}
+const std::string kTorchThreadsDoc = "LibTorch and OpenBLAS intra-op threads; 0 = the executor's thread count (learn.cv, learn.search: divided among the folds run at once). Default 1: the paper-sized LSTM trains about 3x slower with 2 intra-op threads than with 1 on the 2-core development machine (bench/README.md); parallelism comes from folds and concurrent nodes instead";
+
 const std::string kNanDoc =
     "Missing values: input series (drivers, physics) have gaps of up to `gap_fill` days filled linearly "
     "after normalisation; a sample is used when its target is present and every input of its window "
@@ -241,6 +248,7 @@ void common_params(NodeBuilder& b, Kind kind, Shape shape = Shape::Train) {
       .param(param_int("batch", 64, "mini-batch size").bounds(1, 1 << 20))
       .param(param_int("epochs", 100, "maximum number of epochs").bounds(1, 100000))
       .param(param_int("patience", 10, "epochs without validation improvement before stopping; 0 = never").bounds(0, 100000))
+      .param(param_int("torch_threads", 1, kTorchThreadsDoc).at_least(0))
       .param(param_int("gap_fill", 5, "input gaps up to this many days are filled linearly").bounds(0, 365).in_units("days"))
       .param(param_string("checkpoint_dir", "",
                           "directory for per-epoch checkpoints that survive the run, so that a rerun after an "
@@ -291,7 +299,7 @@ TrainOptions train_options(const Context& ctx, const Terms& terms) {
   opt.lr = ctx.param<double>("learning_rate");
   opt.weight_decay = ctx.param<double>("weight_decay");
   opt.seed = ctx.seed();
-  opt.threads = ctx.threads();
+  opt.threads = torch_threads(ctx, ctx.threads());
   opt.terms = terms.terms;
   return opt;
 }
@@ -560,7 +568,7 @@ std::vector<FoldOutcome> run_folds(Context& ctx, const Config& cfg, const Frame&
                                    int parallel, bool predict, Rollout mode, const std::string& stem) {
   const std::size_t S = raw.n_sites(), T = raw.n_times();
   const int workers = std::max(1, std::min<int>(parallel, static_cast<int>(folds.size())));
-  const int fold_threads = std::max(1, ctx.threads() / workers);
+  const int fold_threads = torch_threads(ctx, ctx.threads() / workers);
   set_threads(fold_threads);
   std::vector<FoldOutcome> out(folds.size());
   std::mutex mu;  // ctx's log and progress, `done`
@@ -983,6 +991,7 @@ COUPLET_PLUGIN("learn", "0.1.0") {
       .param(param_string("mode", "windowed", "rollout: re-feed the last k days, or carry the LSTM state")
                  .one_of({"windowed", "stateful"}))
       .param(param_int("fold", 0, "fold of `split` whose test role is predicted").at_least(0))
+      .param(param_int("torch_threads", 1, kTorchThreadsDoc).at_least(0))
       .param(param_date("start", "", "first predicted day (YYYY-MM-DD); empty = the first day with a full window "
                                      "(or each test site's first test day with `split`)"))
       .run([](Context& ctx) {
@@ -990,6 +999,7 @@ COUPLET_PLUGIN("learn", "0.1.0") {
         const Frame raw = assemble(ctx, l.cfg);
         const Frame nf = normalise(raw, l.norm, l.cfg);
         const Rollout mode = ctx.param<std::string>("mode") == "stateful" ? Rollout::Stateful : Rollout::Windowed;
+        set_threads(torch_threads(ctx, ctx.threads()));
         std::optional<Roles> roles;
         if (ctx.has_input("split")) roles = roles_from_split(ctx.table("split"), ctx.param<int>("fold"), raw, ctx);
         const auto start = start_days(raw, l.cfg, roles ? &*roles : nullptr, ctx.param<std::string>("start"));
