@@ -188,8 +188,8 @@ void common_params(NodeBuilder& b, Kind kind, Shape shape = Shape::Train) {
         .param(param_floats("hidden_range", std::vector<double>{16, 128}, "[low, high] LSTM hidden size (lstm, pgdl)"))
         .param(param_floats("fc_hidden_range", std::vector<double>{8, 64}, "[low, high] FCNN hidden size (fcnn, pgdl)"))
         .param(param_floats("folds", std::vector<double>{}, "folds of `split` each trial trains; empty = all"))
-        .param(param_int("parallel_folds", 0, "folds trained at once (each with threads / parallel_folds LibTorch "
-                                              "threads); 0 = the executor's thread count")
+        .param(param_int("parallel_folds", 0, "folds trained at once (each with `torch_threads` LibTorch threads); "
+                                              "0 = the executor's thread count")
                    .at_least(0));
   } else if (cv) {
     b.input("split", ArtifactKind::Table,
@@ -210,8 +210,8 @@ void common_params(NodeBuilder& b, Kind kind, Shape shape = Shape::Train) {
         .param(param_string("mode", "windowed", "rollout of the test role: re-feed the last k days, or carry the LSTM state")
                    .one_of({"windowed", "stateful"}))
         .param(param_floats("folds", std::vector<double>{}, "folds of `split` to run; empty = all"))
-        .param(param_int("parallel_folds", 0, "folds trained at once (each with threads / parallel_folds LibTorch "
-                                              "threads); 0 = the executor's thread count")
+        .param(param_int("parallel_folds", 0, "folds trained at once (each with `torch_threads` LibTorch threads); "
+                                              "0 = the executor's thread count")
                    .at_least(0));
   } else {
     b.optional_input("split", ArtifactKind::Table,
@@ -898,7 +898,7 @@ void register_model(NodeBuilder b, Kind kind, const std::string& summary, const 
            "the NaN-masked MSE L_d plus `weight_decay` × R(w) plus beta × each connected physics LossTerm "
            "(`physics_loss_1` … `physics_loss_4`, terms read at physical units on the predicted day), shuffled mini-batches, early stopping on the validation samples (the best "
            "epoch's weights are kept), seeded from the node seed (initial weights, each epoch's shuffle and "
-           "dropout), with LibTorch and OpenBLAS threads set to the executor's thread count. A checkpoint is "
+           "dropout), with LibTorch and OpenBLAS threads set to `torch_threads`. A checkpoint is "
            "written after every epoch; a rerun with the same settings and `checkpoint_dir` resumes from it "
            "and ends with the same weights as an uninterrupted run. See docs/models/learn.md.");
   common_params(b, kind);
