@@ -506,29 +506,40 @@ std::vector<std::size_t> start_days(const Frame& f, const Config& cfg, const Rol
   return out;
 }
 
+/// The hyperparameters a Table or a search may set, by parameter name, for the model kinds that have them.
+const char* const kHyperparameters[] = {"learning_rate", "batch", "weight_decay", "dropout", "seq_len", "hidden",
+                                        "fc_hidden"};
+bool has_hyperparameter(Kind kind, const std::string& name) {
+  if (name == "seq_len" || name == "hidden") return kind != Kind::Fcnn;
+  if (name == "fc_hidden") return kind != Kind::Lstm;
+  return true;
+}
+/// Sets the hyperparameter `name` (one of kHyperparameters) in the model config or the trainer options.
+void set_hyperparameter(const std::string& name, double v, Config& cfg, TrainOptions& opt) {
+  if (name == "learning_rate") opt.lr = v;
+  else if (name == "batch") opt.batch = static_cast<int>(v);
+  else if (name == "weight_decay") opt.weight_decay = v;
+  else if (name == "dropout") cfg.dropout = v;
+  else if (name == "seq_len") cfg.seq_len = static_cast<int>(v);
+  else if (name == "hidden") cfg.hidden = static_cast<int>(v);
+  else if (name == "fc_hidden") cfg.fc_hidden = static_cast<int>(v);
+  else throw std::logic_error("set_hyperparameter: unknown '" + name + "'");
+}
+
 /// Hyperparameters from the first row of a Table (e.g. learn.search.best): the columns it has override the
 /// node's parameters of the same name.
 void apply_hyperparameters(const Table& t, Config& cfg, TrainOptions& opt, Context& ctx) {
   if (t.rows() == 0) throw NodeError("input 'hyperparameters' has no rows");
   std::string used;
-  auto num = [&](const char* name, auto&& set) {
-    if (!t.has(name)) return;
+  for (const char* name : kHyperparameters) {
+    if (!t.has(name) || !has_hyperparameter(cfg.kind, name)) continue;
     const double v = t.numbers(name).at(0);
     if (!std::isfinite(v)) throw NodeError(std::string("input 'hyperparameters', column '") + name + "' is not a number");
-    set(v);
+    set_hyperparameter(name, v, cfg, opt);
     char buf[64];
     std::snprintf(buf, sizeof buf, "%s%s = %.6g", used.empty() ? "" : ", ", name, v);
     used += buf;
-  };
-  num("learning_rate", [&](double v) { opt.lr = v; });
-  num("batch", [&](double v) { opt.batch = static_cast<int>(v); });
-  num("weight_decay", [&](double v) { opt.weight_decay = v; });
-  num("dropout", [&](double v) { cfg.dropout = v; });
-  if (cfg.kind != Kind::Fcnn) {
-    num("seq_len", [&](double v) { cfg.seq_len = static_cast<int>(v); });
-    num("hidden", [&](double v) { cfg.hidden = static_cast<int>(v); });
   }
-  if (cfg.kind != Kind::Lstm) num("fc_hidden", [&](double v) { cfg.fc_hidden = static_cast<int>(v); });
   if (cfg.seq_len < 1 || cfg.hidden < 1 || cfg.fc_hidden < 1 || opt.batch < 1 || !(opt.lr > 0) || cfg.dropout < 0 ||
       cfg.dropout >= 1)
     throw NodeError("input 'hyperparameters' holds an invalid value (" + used + ")");
@@ -660,7 +671,21 @@ int parallel_folds(const Context& ctx) {
   return p > 0 ? p : ctx.threads();
 }
 
-std::vector<int> selected_folds(const Context& ctx, const Table& split);
+std::vector<int> selected_folds(const Context& ctx, const Table& split) {
+  std::vector<int> folds = fold_numbers(split);
+  const auto wanted = ctx.param<std::vector<double>>("folds");
+  if (wanted.empty()) return folds;
+  std::vector<int> keep;
+  for (double w : wanted) {
+    const int f = static_cast<int>(w);
+    if (std::find(folds.begin(), folds.end(), f) == folds.end())
+      throw NodeError("parameter 'folds' names fold " + std::to_string(f) + ", which input 'split' does not have (it has " +
+                      std::to_string(folds.front()) + ".." + std::to_string(folds.back()) + ")");
+    if (std::find(keep.begin(), keep.end(), f) == keep.end()) keep.push_back(f);
+  }
+  std::sort(keep.begin(), keep.end());
+  return keep;
+}
 
 void run_cv(Context& ctx) {
   const Kind kind = kind_from_string(ctx.param<std::string>("model"));
@@ -738,22 +763,6 @@ void run_cv(Context& ctx) {
   ctx.set_output("best_model", bm);
 }
 
-std::vector<int> selected_folds(const Context& ctx, const Table& split) {
-  std::vector<int> folds = fold_numbers(split);
-  const auto wanted = ctx.param<std::vector<double>>("folds");
-  if (wanted.empty()) return folds;
-  std::vector<int> keep;
-  for (double w : wanted) {
-    const int f = static_cast<int>(w);
-    if (std::find(folds.begin(), folds.end(), f) == folds.end())
-      throw NodeError("parameter 'folds' names fold " + std::to_string(f) + ", which input 'split' does not have (it has " +
-                      std::to_string(folds.front()) + ".." + std::to_string(folds.back()) + ")");
-    if (std::find(keep.begin(), keep.end(), f) == keep.end()) keep.push_back(f);
-  }
-  std::sort(keep.begin(), keep.end());
-  return keep;
-}
-
 void run_search(Context& ctx) {
   const Kind kind = kind_from_string(ctx.param<std::string>("model"));
   const Config base_cfg = config_from_params(ctx, kind);
@@ -775,11 +784,8 @@ void run_search(Context& ctx) {
     dims.push_back({name, r[0], r[1], log, integer});
   };
   range("learning_rate_range", true, false);
-  if (kind != Kind::Fcnn) {
-    range("seq_len_range", false, true);
-    range("hidden_range", false, true);
-  }
-  if (kind != Kind::Lstm) range("fc_hidden_range", false, true);
+  for (const char* name : {"seq_len", "hidden", "fc_hidden"})
+    if (has_hyperparameter(kind, name)) range((std::string(name) + "_range").c_str(), false, true);
 
   const int n_trials = ctx.param<int>("trials");
   const bool bayes = ctx.param<std::string>("method") == "bayes";
@@ -819,10 +825,7 @@ void run_search(Context& ctx) {
     std::string desc;
     for (std::size_t d = 0; d < dims.size(); ++d) {
       const double v = values[d];
-      if (dims[d].name == "learning_rate") opt.lr = v;
-      else if (dims[d].name == "seq_len") cfg.seq_len = static_cast<int>(v);
-      else if (dims[d].name == "hidden") cfg.hidden = static_cast<int>(v);
-      else if (dims[d].name == "fc_hidden") cfg.fc_hidden = static_cast<int>(v);
+      set_hyperparameter(dims[d].name, v, cfg, opt);
       char buf[64];
       std::snprintf(buf, sizeof buf, "%s%s = %.4g", d ? ", " : "", dims[d].name.c_str(), v);
       desc += buf;
