@@ -67,6 +67,8 @@ std::vector<series::SiteSeries> read_variables(Context& ctx, const std::string& 
   return out;
 }
 
+constexpr int kCompared = 8;  // models one eval.compare lays side by side
+
 }  // namespace
 
 COUPLET_PLUGIN("eval", "0.1.0") {
@@ -127,28 +129,21 @@ COUPLET_PLUGIN("eval", "0.1.0") {
         ctx.set_output("summary", std::make_shared<Table>(metrics::summary_table(e, units)));
       });
 
-  plugin.node("eval.compare")
+  auto compare = plugin.node("eval.compare");
+  compare
       .summary("One table comparing models: the eval.metrics summaries and eval.water_balance counts side by side")
       .doc("Row i is model `labels[i]`: from `metrics_i` (an eval.metrics summary) its 'mean over sites' RMSE, r, "
            "bias, ubRMSE, KGE and sites, and its 'pooled' RMSE and r; from `violations_i` (an eval.water_balance "
            "summary, optional) its mean violation days per site and pooled violation fraction (NaN without). "
            "This is the layout of the paper's Table 2 (science.md B).")
-      .input("metrics_1", ArtifactKind::Table, "eval.metrics summary of model 1")
-      .optional_input("metrics_2", ArtifactKind::Table, "eval.metrics summary of model 2")
-      .optional_input("metrics_3", ArtifactKind::Table, "eval.metrics summary of model 3")
-      .optional_input("metrics_4", ArtifactKind::Table, "eval.metrics summary of model 4")
-      .optional_input("metrics_5", ArtifactKind::Table, "eval.metrics summary of model 5")
-      .optional_input("metrics_6", ArtifactKind::Table, "eval.metrics summary of model 6")
-      .optional_input("metrics_7", ArtifactKind::Table, "eval.metrics summary of model 7")
-      .optional_input("metrics_8", ArtifactKind::Table, "eval.metrics summary of model 8")
-      .optional_input("violations_1", ArtifactKind::Table, "eval.water_balance summary of model 1")
-      .optional_input("violations_2", ArtifactKind::Table, "eval.water_balance summary of model 2")
-      .optional_input("violations_3", ArtifactKind::Table, "eval.water_balance summary of model 3")
-      .optional_input("violations_4", ArtifactKind::Table, "eval.water_balance summary of model 4")
-      .optional_input("violations_5", ArtifactKind::Table, "eval.water_balance summary of model 5")
-      .optional_input("violations_6", ArtifactKind::Table, "eval.water_balance summary of model 6")
-      .optional_input("violations_7", ArtifactKind::Table, "eval.water_balance summary of model 7")
-      .optional_input("violations_8", ArtifactKind::Table, "eval.water_balance summary of model 8")
+      .input("metrics_1", ArtifactKind::Table, "eval.metrics summary of model 1");
+  for (int i = 2; i <= kCompared; ++i)
+    compare.optional_input("metrics_" + std::to_string(i), ArtifactKind::Table,
+                           "eval.metrics summary of model " + std::to_string(i));
+  for (int i = 1; i <= kCompared; ++i)
+    compare.optional_input("violations_" + std::to_string(i), ArtifactKind::Table,
+                           "eval.water_balance summary of model " + std::to_string(i));
+  compare
       .output("table", ArtifactKind::Table, "one row per model")
       .param(param_strings("labels", std::vector<std::string>{}, "model names, one per connected metrics_i, in order"))
       .run([](Context& ctx) {
@@ -156,7 +151,7 @@ COUPLET_PLUGIN("eval", "0.1.0") {
         std::vector<std::string> model;
         std::map<std::string, std::vector<double>> c;
         const double nan = std::numeric_limits<double>::quiet_NaN();
-        for (int i = 1; i <= 8; ++i) {
+        for (int i = 1; i <= kCompared; ++i) {
           const std::string mp = "metrics_" + std::to_string(i), vp = "violations_" + std::to_string(i);
           if (!ctx.has_input(mp)) {
             if (ctx.has_input(vp)) throw NodeError("input '" + vp + "' is connected but '" + mp + "' is not");
