@@ -1,6 +1,8 @@
 // Preprocessing of (site, time) Datasets (see prep.hpp and docs/preprocessing.md).
 #include "prep/prep.hpp"
 
+#include "common/geo.hpp"
+
 #include <couplet/context.hpp>
 #include <couplet/seed.hpp>
 #include <couplet/time.hpp>
@@ -728,11 +730,7 @@ std::string grid_cell(double lat, double lon, double cell_size, double origin_la
 }
 
 double great_circle_km(double lat1, double lon1, double lat2, double lon2) {
-  const double rad = 3.14159265358979323846 / 180.0;
-  const double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
-  const double h = std::sin(dlat / 2) * std::sin(dlat / 2) +
-                   std::cos(lat1 * rad) * std::cos(lat2 * rad) * std::sin(dlon / 2) * std::sin(dlon / 2);
-  return 2.0 * 6371.0 * std::asin(std::min(1.0, std::sqrt(h)));
+  return geo::great_circle_km(lat1, lon1, lat2, lon2);
 }
 
 namespace {

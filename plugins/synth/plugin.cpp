@@ -382,6 +382,65 @@ void run_truth_node(Context& ctx) {
   obs_out->close();
 }
 
+
+// ---- synth.stations ---------------------------------------------------------------------------------
+
+// `port` read whole (a streamed input too: station subsets are for small and medium grids).
+Dataset rows_of(Context& ctx, const std::string& port, const std::vector<std::size_t>& cells) {
+  return series::take_rows(ctx.dataset(port), "site", cells);
+}
+
+void run_stations(Context& ctx) {
+  const Dataset& statics = ctx.dataset("statics");
+  const auto& cells = series::site_names(statics);
+  const auto n = static_cast<std::size_t>(ctx.param<int>("n"));
+  if (n > cells.size())
+    throw NodeError("parameter 'n' = " + std::to_string(n) + " exceeds the " + std::to_string(cells.size()) + " cells");
+  // A seeded partial Fisher–Yates shuffle picks the cells; stations keep the grid's (row-major) order.
+  synth::Rng pick(derive_seed(ctx.seed(), "stations"));
+  std::vector<std::size_t> order(cells.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t j = i + static_cast<std::size_t>(pick.uniform() * static_cast<double>(order.size() - i));
+    std::swap(order[i], order[std::min(j, order.size() - 1)]);
+  }
+  std::vector<std::size_t> chosen(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n));
+  std::sort(chosen.begin(), chosen.end());
+
+  const auto variable = ctx.param<std::string>("variable");
+  Dataset truth = rows_of(ctx, "truth", chosen);
+  {
+    const auto& tsites = series::site_names(truth);
+    for (std::size_t s = 0; s < n; ++s)
+      if (tsites[s] != cells[chosen[s]])
+        throw NodeError("inputs 'truth' and 'statics' list different cells (row " + std::to_string(chosen[s]) + ": '" +
+                        tsites[s] + "' vs '" + cells[chosen[s]] + "'): connect the same world's outputs");
+  }
+  const auto series_in = series::read_site_series(truth, variable);
+  const std::size_t nt = series_in.n_times();
+  const double noise = ctx.param<double>("noise"), gap = ctx.param<double>("gap_fraction");
+  const double lo = ctx.param<double>("min_value");
+  std::vector<float> obs(n * nt);
+  for (std::size_t s = 0; s < n; ++s) {
+    synth::Rng rng(derive_seed(ctx.seed(), "station/" + cells[chosen[s]]));
+    for (std::size_t t = 0; t < nt; ++t) {
+      const double e = rng.normal(), u = rng.uniform();  // both drawn every day: gaps do not shift the noise
+      const double x = series_in.values[s * nt + t];
+      obs[s * nt + t] = (u < gap || std::isnan(x)) ? NAN : static_cast<float>(std::max(lo, x + noise * e));
+    }
+  }
+  Dataset out;
+  out.add(series::site_coord(series_in.sites));
+  out.add(series::time_coord(series_in.time));
+  Attributes a = series_in.attrs;
+  a["long_name"] = "station " + variable + ": the cell's truth plus N(0, noise²), random gaps";
+  out.add(Variable(variable, {"site", "time"}, {n, nt}, std::move(obs), a));
+  ctx.set_output("observation", std::make_shared<Dataset>(std::move(out)));
+  ctx.set_output("statics", std::make_shared<Dataset>(series::take_rows(statics, "site", chosen)));
+  ctx.set_output("forcing", std::make_shared<Dataset>(rows_of(ctx, "forcing", chosen)));
+  ctx.info(std::to_string(n) + " stations of " + std::to_string(cells.size()) + " cells");
+}
+
 }  // namespace
 
 COUPLET_PLUGIN("synth", "0.1.0") {
@@ -460,4 +519,23 @@ COUPLET_PLUGIN("synth", "0.1.0") {
       .param(param_bool("mask_frozen", true, "no retrieval on days with Tair <= 0 degC or snow on the ground"))
       .param(block_param())
       .run(run_truth_node);
+  plugin.node("synth.stations")
+      .summary("Synthetic world: sparse in-situ stations at randomly chosen grid cells (the truth plus noise, with gaps)")
+      .doc("Picks `n` cells (seeded, without replacement; kept in grid order) as stations named like their cells. "
+           "`observation` is the cell's truth `variable` plus N(0, noise²) (kept ≥ min_value) with each day missing "
+           "with probability gap_fraction, over the truth's whole period (stations measure every day, unlike the "
+           "SMAP-like observation product). `statics` and `forcing` are the stations' rows of the grid's. Inputs "
+           "are read whole.")
+      .input("truth", ArtifactKind::Dataset, "synth.truth's truth")
+      .input("statics", ArtifactKind::Dataset, "the same world's statics or hidden_statics (lat, lon, …)")
+      .input("forcing", ArtifactKind::Dataset, "the same world's forcing")
+      .output("observation", ArtifactKind::Dataset, "(site, time) station series of `variable`, float32, NaN in gaps")
+      .output("statics", ArtifactKind::Dataset, "(site) the stations' statics")
+      .output("forcing", ArtifactKind::Dataset, "(site, time) the stations' forcing")
+      .param(param_int("n", 50, "stations").at_least(1))
+      .param(param_string("variable", "SSM", "truth variable the stations measure"))
+      .param(param_float("noise", 0.02, "measurement error sd").bounds(0, 1).in_units("m3 m-3"))
+      .param(param_float("gap_fraction", 0.05, "share of days missing at random").bounds(0, 1))
+      .param(param_float("min_value", 0.0, "measured values are kept at or above this").in_units("m3 m-3"))
+      .run(run_stations);
 }

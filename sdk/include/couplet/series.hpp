@@ -223,4 +223,43 @@ inline Dataset slice_rows(const Dataset& ds, const std::string& dim, std::size_t
   return out;
 }
 
+/// The rows `index` (in that order, repeats allowed) of every variable of `ds` that has dimension `dim`;
+/// the other variables are kept whole.
+inline Dataset take_rows(const Dataset& ds, const std::string& dim, const std::vector<std::size_t>& index) {
+  const std::size_t n = ds.dim(dim);
+  for (auto i : index)
+    if (i >= n) throw std::out_of_range("row " + std::to_string(i) + " outside dimension '" + dim + "'");
+  Dataset out;
+  out.attrs = ds.attrs;
+  for (const auto& v : ds.variables()) {
+    const int axis = v.axis(dim);
+    if (axis < 0) {
+      out.add(v);
+      continue;
+    }
+    auto shape = v.shape();
+    std::size_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; ++i) outer *= shape[static_cast<std::size_t>(i)];
+    for (std::size_t i = static_cast<std::size_t>(axis) + 1; i < shape.size(); ++i) inner *= shape[i];
+    shape[static_cast<std::size_t>(axis)] = index.size();
+    auto pick = [&](const auto& vals) {
+      using T = typename std::decay_t<decltype(vals)>::value_type;
+      std::vector<T> part;
+      part.reserve(outer * index.size() * inner);
+      for (std::size_t o = 0; o < outer; ++o)
+        for (auto i : index) {
+          const auto first = vals.begin() + static_cast<std::ptrdiff_t>((o * n + i) * inner);
+          part.insert(part.end(), first, first + static_cast<std::ptrdiff_t>(inner));
+        }
+      return part;
+    };
+    switch (v.dtype()) {
+      case DType::Float64: out.add(Variable(v.name(), v.dims(), shape, pick(v.values<double>()), v.attrs())); break;
+      case DType::Float32: out.add(Variable(v.name(), v.dims(), shape, pick(v.values<float>()), v.attrs())); break;
+      default: out.add(Variable(v.name(), v.dims(), shape, pick(v.values<std::string>()), v.attrs())); break;
+    }
+  }
+  return out;
+}
+
 }  // namespace couplet::series

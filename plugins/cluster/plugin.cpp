@@ -1,0 +1,673 @@
+// Plugin "cluster": features for clustering, k-means, the paper's searches over k and over
+// initialisations, and the cluster checks (science.md B; docs/models/cluster.md). The algorithms are in
+// kmeans.cpp and search.cpp; this file reads inputs, checks them and writes Tables.
+#include "cluster/kmeans.hpp"
+#include "cluster/search.hpp"
+#include "common/geo.hpp"
+
+#include <couplet/sdk.hpp>
+#include <couplet/series.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <memory>
+#include <set>
+
+using namespace couplet;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+std::string list_some(const std::vector<std::string>& names, std::size_t most = 5) {
+  std::string s;
+  for (std::size_t i = 0; i < names.size() && i < most; ++i) s += (i ? ", " : "") + names[i];
+  if (names.size() > most) s += " and " + std::to_string(names.size() - most) + " more";
+  return s;
+}
+
+// ---- features ------------------------------------------------------------------------------------
+
+// A (site) variable of a Dataset as doubles, or a NodeError naming the port.
+std::vector<double> site_values(const Dataset& ds, const std::string& port, const std::string& name) {
+  if (!ds.has(name)) {
+    std::string have;
+    for (auto& v : ds.variables()) have += (have.empty() ? "" : ", ") + v.name();
+    throw NodeError("input '" + port + "' has no variable '" + name + "' (it has: " + have + ")");
+  }
+  const Variable& v = ds.var(name);
+  if (v.dims().size() != 1 || v.dims()[0] != "site")
+    throw NodeError("input '" + port + "': variable '" + name + "' must have the dimension (site)");
+  if (v.dtype() == DType::String) throw NodeError("input '" + port + "': variable '" + name + "' holds strings");
+  return v.as_double();
+}
+
+void run_features(Context& ctx) {
+  const auto dynamic = ctx.param<std::vector<std::string>>("dynamic");
+  const auto statics_names = ctx.param<std::vector<std::string>>("static");
+  if (dynamic.empty() && statics_names.empty()) throw NodeError("parameters 'dynamic' and 'static' are both empty");
+  double first = -std::numeric_limits<double>::infinity(), last = std::numeric_limits<double>::infinity();
+  if (const auto s = ctx.param<std::string>("start"); !s.empty()) first = static_cast<double>(series::date_param("start", s));
+  if (const auto e = ctx.param<std::string>("end"); !e.empty()) last = static_cast<double>(series::date_param("end", e));
+
+  // Means of the dynamic variables over [start, end], read in blocks of sites when the forcing is streamed.
+  std::vector<std::string> sites;
+  std::vector<double> lat, lon;
+  std::vector<std::vector<double>> means(dynamic.size());
+  std::size_t days_used = 0;
+  auto take = [&](const Dataset& block) {
+    const auto& names = series::site_names(block);
+    const auto time = series::time_days(block);
+    std::vector<std::size_t> used;
+    for (std::size_t t = 0; t < time.size(); ++t)
+      if (time[t] >= first && time[t] <= last) used.push_back(t);
+    if (used.empty()) throw NodeError("input 'forcing': no day lies in start..end");
+    days_used = used.size();
+    for (std::size_t v = 0; v < dynamic.size(); ++v) {
+      const auto s = series::read_site_series(block, dynamic[v]);
+      const std::size_t nt = s.n_times();
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        double sum = 0;
+        std::size_t n = 0;
+        for (std::size_t t : used) {
+          const double x = s.values[i * nt + t];
+          if (std::isfinite(x)) {
+            sum += x;
+            ++n;
+          }
+        }
+        means[v].push_back(n ? sum / static_cast<double>(n) : kNaN);
+      }
+    }
+    sites.insert(sites.end(), names.begin(), names.end());
+    for (const char* c : {"lat", "lon"}) {
+      auto& dst = std::string(c) == "lat" ? lat : lon;
+      if (block.has(c)) {
+        const auto v = site_values(block, "forcing", c);
+        dst.insert(dst.end(), v.begin(), v.end());
+      } else {
+        dst.insert(dst.end(), names.size(), kNaN);
+      }
+    }
+  };
+  try {
+    const Chunking ch = ctx.input_chunking("forcing");
+    if (ch.streamed() && ch.dim == "site") {
+      constexpr std::size_t kBlock = 1024;
+      for (std::size_t b = 0; b < ch.length; b += kBlock) {
+        take(*ctx.input_rows("forcing", b, std::min(kBlock, ch.length - b)));
+        ctx.progress(static_cast<double>(std::min(ch.length, b + kBlock)), static_cast<double>(ch.length), "sites");
+        ctx.check_cancelled();
+      }
+    } else {
+      take(ctx.dataset("forcing"));
+    }
+  } catch (const NodeError& e) {
+    const std::string what = e.what();
+    throw NodeError(what.rfind("input '", 0) == 0 ? what : "input 'forcing': " + what);
+  }
+  for (std::size_t v = 0; v < dynamic.size(); ++v) {
+    std::vector<std::string> empty;
+    for (std::size_t i = 0; i < sites.size(); ++i)
+      if (std::isnan(means[v][i])) empty.push_back(sites[i]);
+    if (!empty.empty())
+      throw NodeError("input 'forcing': '" + dynamic[v] + "' has no value in start..end at " +
+                      std::to_string(empty.size()) + " site(s): " + list_some(empty));
+  }
+
+  Table out;
+  out.add_column("site", sites, "", "site or grid cell");
+  std::vector<std::vector<double>> stat(statics_names.size());
+  if (!statics_names.empty()) {
+    if (!ctx.has_input("statics"))
+      throw NodeError("parameter 'static' names variables but input 'statics' is not connected (set static = [] "
+                      "to cluster on the forcing alone)");
+    const Dataset& st = ctx.dataset("statics");
+    const auto& st_sites = series::site_names(st);
+    std::map<std::string, std::size_t> index;
+    for (std::size_t i = 0; i < st_sites.size(); ++i) index[st_sites[i]] = i;
+    std::vector<std::string> missing;
+    for (const auto& s : sites)
+      if (!index.count(s)) missing.push_back(s);
+    if (!missing.empty())
+      throw NodeError("input 'statics' lacks " + std::to_string(missing.size()) + " of the forcing's sites: " +
+                      list_some(missing));
+    for (std::size_t v = 0; v < statics_names.size(); ++v) {
+      const auto values = site_values(st, "statics", statics_names[v]);
+      std::vector<std::string> bad;
+      for (std::size_t i = 0; i < sites.size(); ++i) {
+        stat[v].push_back(values[index[sites[i]]]);
+        if (!std::isfinite(stat[v].back())) bad.push_back(sites[i]);
+      }
+      if (!bad.empty())
+        throw NodeError("input 'statics': '" + statics_names[v] + "' is missing (NaN) at " + std::to_string(bad.size()) +
+                        " site(s): " + list_some(bad));
+    }
+    for (const char* c : {"lat", "lon"}) {
+      auto& dst = std::string(c) == "lat" ? lat : lon;
+      if (st.has(c)) {
+        const auto v = site_values(st, "statics", c);
+        for (std::size_t i = 0; i < sites.size(); ++i)
+          if (std::isnan(dst[i])) dst[i] = v[index[sites[i]]];
+      }
+    }
+  }
+  out.add_column("lat", lat, "degrees_north", "site latitude (not a feature)");
+  out.add_column("lon", lon, "degrees_east", "site longitude (not a feature)");
+  for (std::size_t v = 0; v < dynamic.size(); ++v)
+    out.add_column(dynamic[v], means[v], "", "mean over " + std::to_string(days_used) + " days");
+  for (std::size_t v = 0; v < statics_names.size(); ++v) out.add_column(statics_names[v], stat[v], "", "static");
+  ctx.info(std::to_string(sites.size()) + " sites × " + std::to_string(dynamic.size() + statics_names.size()) +
+           " features (dynamic means over " + std::to_string(days_used) + " days)");
+  ctx.set_output("features", std::make_shared<Table>(std::move(out)));
+}
+
+// ---- reading a feature Table ---------------------------------------------------------------------
+
+struct Features {
+  std::vector<std::string> sites, names;
+  cluster::Points points;
+  cluster::Standardisation scale;  // empty when not standardised
+  std::vector<double> lat, lon;    // empty when the Table has none
+};
+
+Features read_features(const Context& ctx, const std::string& port = "features") {
+  const Table& t = ctx.table(port);
+  Features f;
+  if (!t.has("site") || t.column("site").is_numeric())
+    throw NodeError("input '" + port + "' needs a column 'site' of names (as cluster.features writes)");
+  f.sites = t.strings("site");
+  auto names = ctx.param<std::vector<std::string>>("columns");
+  if (names.empty()) {
+    for (const auto& c : t.columns())
+      if (c.is_numeric() && c.name != "lat" && c.name != "lon") names.push_back(c.name);
+    if (names.empty()) throw NodeError("input '" + port + "' has no numeric column besides lat and lon to cluster on");
+  }
+  std::vector<std::vector<double>> cols;
+  for (const auto& n : names) {
+    if (!t.has(n)) throw NodeError("parameter 'columns': input '" + port + "' has no column '" + n + "'");
+    if (!t.column(n).is_numeric()) throw NodeError("parameter 'columns': column '" + n + "' holds strings");
+    cols.push_back(t.numbers(n));
+  }
+  if (t.rows() < 2) throw NodeError("input '" + port + "' has " + std::to_string(t.rows()) + " row(s): nothing to cluster");
+  f.names = names;
+  f.points.n = t.rows();
+  f.points.d = names.size();
+  f.points.x.resize(f.points.n * f.points.d);
+  for (std::size_t j = 0; j < names.size(); ++j) std::copy(cols[j].begin(), cols[j].end(), f.points.x.begin() + j * f.points.n);
+  try {
+    if (ctx.param<bool>("standardise")) {
+      f.scale = cluster::standardise(f.points, names);
+    } else {
+      for (std::size_t j = 0; j < names.size(); ++j)
+        for (std::size_t i = 0; i < f.points.n; ++i)
+          if (!std::isfinite(f.points.x[j * f.points.n + i]))
+            throw std::invalid_argument("feature '" + names[j] + "' is not finite at point " + std::to_string(i));
+    }
+  } catch (const std::invalid_argument& e) {
+    std::string what = e.what();
+    // Name the site rather than the row number.
+    const auto at = what.find(" at point ");
+    if (at != std::string::npos) what = what.substr(0, at) + " at site '" + f.sites[std::stoul(what.substr(at + 10))] + "'";
+    throw NodeError("input '" + port + "': " + what);
+  }
+  if (t.has("lat") && t.has("lon")) {
+    f.lat = t.numbers("lat");
+    f.lon = t.numbers("lon");
+  }
+  return f;
+}
+
+cluster::KMeansConfig kmeans_config(const Context& ctx, int k) {
+  cluster::KMeansConfig c;
+  c.k = k;
+  c.algorithm = ctx.param<std::string>("algorithm") == "lloyd" ? cluster::Algorithm::Lloyd : cluster::Algorithm::MiniBatch;
+  c.init = ctx.param<std::string>("init") == "random" ? cluster::Init::Random : cluster::Init::PlusPlus;
+  c.max_iter = ctx.param<int>("max_iter");
+  c.tol = ctx.param<double>("tol");
+  c.batch_size = static_cast<std::size_t>(ctx.param<int>("batch_size"));
+  c.threads = ctx.threads();
+  return c;
+}
+
+template <class B> B& kmeans_params(B& b, const std::string& algorithm, int max_iter) {
+  return b
+      .param(param_strings("columns", std::vector<std::string>{},
+                           "feature columns to cluster on; empty = every numeric column except lat and lon"))
+      .param(param_bool("standardise", true, "z-score every feature first (population sd, as scikit-learn's StandardScaler)"))
+      .param(param_string("algorithm", algorithm, "lloyd (full batch) or minibatch (scikit-learn's MiniBatchKMeans update "
+                                                  "and early stop)")
+                 .one_of({"lloyd", "minibatch"}))
+      .param(param_string("init", "k-means++", "initial centres: greedy k-means++ or k random points").one_of({"k-means++", "random"}))
+      .param(param_int("max_iter", max_iter, "Lloyd: iterations; minibatch: passes over the data").at_least(1))
+      .param(param_float("tol", 1e-4, "Lloyd: stop when the squared centre shift ≤ tol × mean feature variance").at_least(0))
+      .param(param_int("batch_size", 1024, "minibatch: points per step").at_least(1));
+}
+
+// Cluster labels and centres as Tables (centres in the features' own units).
+std::shared_ptr<Table> assignment_table(const Features& f, const std::vector<int>& labels, const std::vector<double>* s) {
+  auto t = std::make_shared<Table>();
+  t->add_column("site", f.sites);
+  std::vector<double> c(labels.begin(), labels.end());
+  t->add_column("cluster", c, "", "0-based cluster number");
+  if (s) t->add_column("silhouette", *s, "", "s(i), exact");
+  return t;
+}
+
+std::shared_ptr<Table> centers_table(const Features& f, const cluster::KMeansResult& r) {
+  auto t = std::make_shared<Table>();
+  std::vector<double> id, size;
+  const auto sizes = cluster::cluster_sizes(r.labels, r.k);
+  for (int c = 0; c < r.k; ++c) {
+    id.push_back(c);
+    size.push_back(static_cast<double>(sizes[static_cast<std::size_t>(c)]));
+  }
+  t->add_column("cluster", id);
+  t->add_column("size", size, "", "members");
+  for (std::size_t j = 0; j < f.names.size(); ++j) {
+    std::vector<double> v;
+    for (int c = 0; c < r.k; ++c) {
+      double x = r.centers[static_cast<std::size_t>(c) * r.d + j];
+      if (!f.scale.sd.empty()) x = x * f.scale.sd[j] + f.scale.mean[j];
+      v.push_back(x);
+    }
+    t->add_column(f.names[j], v, "", "centre, in the feature's units");
+  }
+  return t;
+}
+
+template <class E> [[noreturn]] void rethrow_as_node_error(const E& e) { throw NodeError(e.what()); }
+
+// ---- nodes ---------------------------------------------------------------------------------------
+
+void run_kmeans(Context& ctx) {
+  Features f = read_features(ctx);
+  const int k = ctx.param<int>("k");
+  if (static_cast<std::size_t>(k) >= f.points.n)
+    throw NodeError("parameter 'k' = " + std::to_string(k) + " needs more than " + std::to_string(f.points.n) + " sites");
+  const auto cfg = kmeans_config(ctx, k);
+  const int n_init = ctx.param<int>("n_init");
+  if (cfg.algorithm == cluster::Algorithm::MiniBatch) cluster::add_row_copy(f.points);
+  cluster::KMeansResult best;
+  for (int r = 0; r < n_init; ++r) {
+    ctx.check_cancelled();
+    auto run = cluster::kmeans(f.points, cfg, cluster::candidate_seed(ctx.seed(), static_cast<std::size_t>(r)));
+    if (r == 0 || run.inertia < best.inertia) best = std::move(run);
+    ctx.progress(r + 1, n_init, "initialisations");
+  }
+  const auto sizes = cluster::cluster_sizes(best.labels, k);
+  const auto empty = std::count(sizes.begin(), sizes.end(), std::size_t{0});
+  if (empty) ctx.warn(std::to_string(empty) + " of the " + std::to_string(k) + " clusters ended empty");
+  const auto mode = ctx.param<std::string>("silhouette");
+  double exact = kNaN, simplified = kNaN;
+  std::vector<double> per;
+  if (k >= 2 && mode != "none") {
+    simplified = cluster::simplified_silhouette(f.points, best.labels, ctx.threads());
+    if (mode == "exact") exact = cluster::silhouette(f.points, best.labels, ctx.threads(), &per);
+  }
+  ctx.info("k = " + std::to_string(k) + ": inertia " + std::to_string(best.inertia) +
+           (std::isnan(exact) ? "" : ", silhouette " + std::to_string(exact)) + " (" + std::to_string(best.iterations) +
+           (cfg.algorithm == cluster::Algorithm::Lloyd ? " iterations)" : " steps)"));
+  ctx.set_output("assignment", assignment_table(f, best.labels, per.empty() ? nullptr : &per));
+  ctx.set_output("centers", centers_table(f, best));
+  auto s = std::make_shared<Table>();
+  s->add_column("k", std::vector<double>{static_cast<double>(k)});
+  s->add_column("n", std::vector<double>{static_cast<double>(f.points.n)}, "", "points clustered");
+  s->add_column("inertia", std::vector<double>{best.inertia}, "", "Σ squared distance to the centre (standardised units)");
+  s->add_column("silhouette", std::vector<double>{exact}, "", "exact silhouette (NaN unless silhouette = exact)");
+  s->add_column("simplified_silhouette", std::vector<double>{simplified});
+  s->add_column("iterations", std::vector<double>{static_cast<double>(best.iterations)});
+  s->add_column("converged", std::vector<double>{best.converged ? 1.0 : 0.0});
+  ctx.set_output("summary", s);
+}
+
+void run_select_k(Context& ctx) {
+  Features f = read_features(ctx);
+  cluster::SelectKConfig cfg;
+  cfg.k_min = ctx.param<int>("k_min");
+  cfg.k_max = ctx.param<int>("k_max");
+  cfg.rounds = static_cast<std::size_t>(ctx.param<int>("rounds"));
+  cfg.kmeans = kmeans_config(ctx, 2);
+  cfg.score = ctx.param<std::string>("score") == "exact" ? cluster::Score::Exact : cluster::Score::Centre;
+  cfg.threads = ctx.threads();
+  if (cfg.kmeans.algorithm == cluster::Algorithm::MiniBatch) cluster::add_row_copy(f.points);
+  if (cfg.score == cluster::Score::Exact && f.points.n > 5000)
+    ctx.warn("score = exact on " + std::to_string(f.points.n) + " points costs O(n²) per run: expect a long run");
+  cluster::SelectKResult r;
+  try {
+    r = cluster::select_k(f.points, cfg, ctx.seed(), [&](std::size_t done, std::size_t total) {
+      ctx.check_cancelled();
+      ctx.progress(static_cast<double>(done), static_cast<double>(total), "runs");
+    });
+  } catch (const std::invalid_argument& e) {
+    throw NodeError(e.what());
+  }
+  auto rounds = std::make_shared<Table>();
+  std::vector<double> idx, best;
+  for (std::size_t i = 0; i < r.scores.size(); ++i) {
+    idx.push_back(static_cast<double>(i));
+    best.push_back(r.best_k[i]);
+  }
+  rounds->add_column("round", idx);
+  rounds->add_column("best_k", best, "", "k with the highest score in this round");
+  for (std::size_t j = 0; j < r.ks.size(); ++j) {
+    std::vector<double> col;
+    for (const auto& row : r.scores) col.push_back(row[j]);
+    rounds->add_column("score_k" + std::to_string(r.ks[j]), col);
+  }
+  auto counts = std::make_shared<Table>();
+  std::vector<double> ks, chosen, mean;
+  for (std::size_t j = 0; j < r.ks.size(); ++j) {
+    ks.push_back(r.ks[j]);
+    chosen.push_back(static_cast<double>(r.chosen[j]));
+    double s = 0;
+    std::size_t n = 0;
+    for (const auto& row : r.scores)
+      if (!std::isnan(row[j])) {
+        s += row[j];
+        ++n;
+      }
+    mean.push_back(n ? s / static_cast<double>(n) : kNaN);
+  }
+  counts->add_column("k", ks);
+  counts->add_column("chosen", chosen, "", "rounds in which this k scored best");
+  counts->add_column("mean_score", mean);
+  auto choice = std::make_shared<Table>();
+  choice->add_column("k", std::vector<double>{static_cast<double>(r.k)});
+  choice->add_column("chosen", std::vector<double>{static_cast<double>(*std::max_element(r.chosen.begin(), r.chosen.end()))});
+  choice->add_column("rounds", std::vector<double>{static_cast<double>(cfg.rounds)});
+  ctx.info("k = " + std::to_string(r.k) + " chosen in " + std::to_string(static_cast<int>(choice->numbers("chosen")[0])) +
+           " of " + std::to_string(cfg.rounds) + " rounds");
+  ctx.set_output("rounds", rounds);
+  ctx.set_output("counts", counts);
+  ctx.set_output("choice", choice);
+}
+
+// Nearest feature row (great-circle) of each site of the `sites` Dataset.
+struct SiteCells {
+  std::vector<std::string> sites;
+  std::vector<std::size_t> cells;
+  std::vector<double> km;
+};
+
+SiteCells map_sites(const Context& ctx, const Features& f) {
+  if (f.lat.empty()) throw NodeError("input 'features' has no lat and lon columns: sites cannot be mapped to its rows");
+  const Dataset& ds = ctx.dataset("sites");
+  SiteCells m;
+  m.sites = series::site_names(ds);
+  const auto lat = site_values(ds, "sites", "lat"), lon = site_values(ds, "sites", "lon");
+  const double max_km = ctx.param<double>("max_distance_km");
+  std::vector<std::string> far;
+  for (std::size_t s = 0; s < m.sites.size(); ++s) {
+    if (!std::isfinite(lat[s]) || !std::isfinite(lon[s]))
+      throw NodeError("input 'sites': site '" + m.sites[s] + "' has no coordinates");
+    std::size_t best = 0;
+    double bd = std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < f.lat.size(); ++i) {
+      const double d = geo::great_circle_km(lat[s], lon[s], f.lat[i], f.lon[i]);
+      if (d < bd) {
+        bd = d;
+        best = i;
+      }
+    }
+    m.cells.push_back(best);
+    m.km.push_back(bd);
+    if (bd > max_km) far.push_back(m.sites[s] + " (" + std::to_string(static_cast<int>(bd)) + " km)");
+  }
+  if (!far.empty())
+    throw NodeError("input 'sites': " + std::to_string(far.size()) + " site(s) lie farther than max_distance_km = " +
+                    std::to_string(max_km) + " from every row of 'features': " + list_some(far));
+  return m;
+}
+
+void run_search_init(Context& ctx) {
+  Features f = read_features(ctx);
+  const int k = ctx.param<int>("k");
+  if (static_cast<std::size_t>(k) >= f.points.n)
+    throw NodeError("parameter 'k' = " + std::to_string(k) + " needs more than " + std::to_string(f.points.n) + " rows");
+  const SiteCells sc = map_sites(ctx, f);
+  cluster::SearchConfig cfg;
+  cfg.kmeans = kmeans_config(ctx, k);
+  cfg.candidates = static_cast<std::size_t>(ctx.param<int>("candidates"));
+  cfg.min_sites = static_cast<std::size_t>(ctx.param<int>("min_sites"));
+  cfg.refine = static_cast<std::size_t>(ctx.param<int>("refine"));
+  cfg.threads = ctx.threads();
+  if (sc.sites.size() < cfg.min_sites * static_cast<std::size_t>(k))
+    throw NodeError(std::to_string(sc.sites.size()) + " sites cannot put min_sites = " + std::to_string(cfg.min_sites) +
+                    " in each of k = " + std::to_string(k) + " clusters");
+  if (cfg.kmeans.algorithm == cluster::Algorithm::MiniBatch) cluster::add_row_copy(f.points);
+  cluster::SearchResult r;
+  try {
+    r = cluster::search_init(f.points, sc.cells, cfg, ctx.seed(), [&](std::size_t done, std::size_t total) {
+      ctx.check_cancelled();
+      ctx.progress(static_cast<double>(done), static_cast<double>(total), "initialisations");
+    });
+  } catch (const std::runtime_error& e) {
+    throw NodeError(e.what());
+  }
+  const auto& best = r.candidates[r.best];
+  ctx.info(std::to_string(r.feasible) + " of " + std::to_string(cfg.candidates) + " initialisations feasible (≥ " +
+           std::to_string(cfg.min_sites) + " sites per cluster); chosen #" + std::to_string(r.best) + ", silhouette " +
+           std::to_string(best.exact));
+  ctx.set_output("assignment", assignment_table(f, r.clustering.labels, &r.silhouette_per_point));
+  ctx.set_output("centers", centers_table(f, r.clustering));
+  auto sites = std::make_shared<Table>();
+  std::vector<std::string> cell;
+  std::vector<double> cl;
+  for (std::size_t s = 0; s < sc.sites.size(); ++s) {
+    cell.push_back(f.sites[sc.cells[s]]);
+    cl.push_back(r.clustering.labels[sc.cells[s]]);
+  }
+  sites->add_column("site", sc.sites);
+  sites->add_column("cell", cell, "", "the nearest row of 'features'");
+  sites->add_column("distance_km", sc.km, "km");
+  sites->add_column("cluster", cl);
+  ctx.set_output("site_clusters", sites);
+  auto cand = std::make_shared<Table>();
+  std::vector<double> index, screening, exact, inertia, min_sites, feasible;
+  for (const auto& c : r.candidates) {
+    index.push_back(static_cast<double>(c.index));
+    screening.push_back(c.screening);
+    exact.push_back(c.exact);
+    inertia.push_back(c.inertia);
+    min_sites.push_back(static_cast<double>(c.min_sites));
+    feasible.push_back(c.feasible ? 1 : 0);
+  }
+  cand->add_column("candidate", index, "", "seed = derive_seed(node seed, \"init/<candidate>\")");
+  cand->add_column("centre_silhouette", screening, "", "screening score");
+  cand->add_column("silhouette", exact, "", "exact; NaN unless among the refined");
+  cand->add_column("inertia", inertia);
+  cand->add_column("min_sites", min_sites, "", "sites in the smallest cluster");
+  cand->add_column("feasible", feasible);
+  ctx.set_output("candidates", cand);
+  auto s = std::make_shared<Table>();
+  s->add_column("k", std::vector<double>{static_cast<double>(k)});
+  s->add_column("candidates", std::vector<double>{static_cast<double>(cfg.candidates)});
+  s->add_column("feasible", std::vector<double>{static_cast<double>(r.feasible)});
+  s->add_column("chosen", std::vector<double>{static_cast<double>(r.best)});
+  s->add_column("silhouette", std::vector<double>{best.exact}, "", "exact silhouette of the chosen clustering");
+  s->add_column("centre_silhouette", std::vector<double>{best.screening});
+  s->add_column("min_sites", std::vector<double>{static_cast<double>(best.min_sites)});
+  ctx.set_output("summary", s);
+}
+
+void run_checks(Context& ctx) {
+  const Table& groups = ctx.table("site_clusters");
+  if (!groups.has("site") || !groups.has("cluster") || !groups.column("cluster").is_numeric())
+    throw NodeError("input 'site_clusters' needs columns 'site' and 'cluster' (as cluster.search_init writes)");
+  const auto obs = series::read_site_series(ctx.dataset("observation"), ctx.param<std::string>("variable"));
+  std::map<std::string, std::size_t> row;
+  for (std::size_t i = 0; i < obs.sites.size(); ++i) row[obs.sites[i]] = i;
+  const auto& names = groups.strings("site");
+  const auto& label = groups.numbers("cluster");
+  std::vector<std::string> missing;
+  std::vector<double> values;
+  std::vector<int> cluster;
+  int k = 0;
+  const std::size_t nt = obs.n_times();
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    auto it = row.find(names[i]);
+    if (it == row.end()) {
+      missing.push_back(names[i]);
+      continue;
+    }
+    if (!(label[i] >= 0) || label[i] != std::floor(label[i]))
+      throw NodeError("input 'site_clusters': site '" + names[i] + "' has cluster " + std::to_string(label[i]) +
+                      " (expected 0, 1, 2, …)");
+    cluster.push_back(static_cast<int>(label[i]));
+    k = std::max(k, cluster.back() + 1);
+    values.insert(values.end(), obs.values.begin() + static_cast<std::ptrdiff_t>(it->second * nt),
+                  obs.values.begin() + static_cast<std::ptrdiff_t>((it->second + 1) * nt));
+  }
+  if (!missing.empty())
+    throw NodeError("input 'observation' lacks " + std::to_string(missing.size()) + " of the clustered sites: " +
+                    list_some(missing));
+  const std::size_t ns = cluster.size();
+  const auto pr = cluster::pairwise_r(values, ns, nt, cluster, k, static_cast<std::size_t>(ctx.param<int>("min_overlap")),
+                                      ctx.threads());
+  std::vector<double> mean(ns, kNaN), sd(ns, kNaN);
+  for (std::size_t s = 0; s < ns; ++s) {
+    double sum = 0, sq = 0;
+    std::size_t n = 0;
+    for (std::size_t t = 0; t < nt; ++t) {
+      const double x = values[s * nt + t];
+      if (std::isnan(x)) continue;
+      sum += x;
+      sq += x * x;
+      ++n;
+    }
+    if (n >= 2) {
+      mean[s] = sum / static_cast<double>(n);
+      sd[s] = std::sqrt(std::max(0.0, (sq - n * mean[s] * mean[s]) / static_cast<double>(n - 1)));
+    }
+  }
+  const auto a_mean = cluster::one_way_anova(mean, cluster, k), a_sd = cluster::one_way_anova(sd, cluster, k);
+  auto summary = std::make_shared<Table>();
+  summary->add_column("check", std::vector<std::string>{"within_cluster_mean_r", "all_sites_mean_r", "anova_mean_F",
+                                                        "anova_mean_p", "anova_std_F", "anova_std_p"});
+  summary->add_column("value", std::vector<double>{pr.within, pr.all, a_mean.f, a_mean.p, a_sd.f, a_sd.p});
+  summary->add_column("n", std::vector<double>{static_cast<double>(pr.within_pairs), static_cast<double>(pr.all_pairs),
+                                               static_cast<double>(a_mean.n), static_cast<double>(a_mean.n),
+                                               static_cast<double>(a_sd.n), static_cast<double>(a_sd.n)},
+                      "", "pairs (r) or sites (ANOVA)");
+  ctx.set_output("summary", summary);
+  auto per = std::make_shared<Table>();
+  std::vector<double> id, sites, pairs, r, m, s;
+  for (int c = 0; c < k; ++c) {
+    const auto cc = static_cast<std::size_t>(c);
+    double ms = 0, ss = 0, n = 0;
+    for (std::size_t i = 0; i < ns; ++i)
+      if (cluster[i] == c && !std::isnan(mean[i])) {
+        ms += mean[i];
+        ss += sd[i];
+        n += 1;
+      }
+    id.push_back(c);
+    sites.push_back(static_cast<double>(std::count(cluster.begin(), cluster.end(), c)));
+    pairs.push_back(static_cast<double>(pr.cluster_pairs[cc]));
+    r.push_back(pr.cluster_mean[cc]);
+    m.push_back(n ? ms / n : kNaN);
+    s.push_back(n ? ss / n : kNaN);
+  }
+  per->add_column("cluster", id);
+  per->add_column("sites", sites);
+  per->add_column("pairs", pairs, "", "site pairs with r");
+  per->add_column("mean_r", r);
+  per->add_column("ssm_mean", m, obs.attrs.count("units") ? obs.attrs.at("units") : "", "mean over sites of the site mean");
+  per->add_column("ssm_std", s, obs.attrs.count("units") ? obs.attrs.at("units") : "", "mean over sites of the site std");
+  ctx.set_output("per_cluster", per);
+  ctx.info("mean pairwise r within clusters " + std::to_string(pr.within) + " vs " + std::to_string(pr.all) +
+           " over all sites; ANOVA of site means F = " + std::to_string(a_mean.f) + ", p = " + std::to_string(a_mean.p));
+}
+
+}  // namespace
+
+COUPLET_PLUGIN("cluster", "0.1.0") {
+  plugin.node("cluster.features")
+      .summary("Clustering features per site or cell: multi-year means of forcing variables and static variables")
+      .doc("One row per site of `forcing` (read in blocks of sites when it is streamed): the mean of each `dynamic` "
+           "variable over the finite values between start and end, then each `static` variable from `statics` "
+           "(matched by site name), plus `lat` and `lon` (from either input; not features, but what "
+           "cluster.search_init maps stations with). The paper's 10 features (science.md B) are the defaults. A site "
+           "with no value of a dynamic variable, or a missing static, is an error that names it.")
+      .input("forcing", ArtifactKind::Dataset, "(site, time) forcing, e.g. synth.world's forcing or a reader's")
+      .optional_input("statics", ArtifactKind::Dataset, "(site) statics holding the `static` variables")
+      .output("features", ArtifactKind::Table, "site, lat, lon and one column per feature")
+      .param(param_strings("dynamic", std::vector<std::string>{"Pr", "SWD", "Tair", "Vp", "LAI"},
+                           "(site, time) variables of `forcing` averaged over the period"))
+      .param(param_strings("static", std::vector<std::string>{"elevation", "sand", "silt", "clay", "land"},
+                           "(site) variables of `statics`"))
+      .param(param_date("start", "", "first day averaged (YYYY-MM-DD); empty = the forcing's first"))
+      .param(param_date("end", "", "last day averaged; empty = the forcing's last"))
+      .run(run_features);
+
+  auto km = plugin.node("cluster.kmeans");
+  km.summary("k-means clustering of a feature Table (Lloyd or MiniBatch; k-means++ or random starts), with silhouettes")
+      .doc("Standardises the features, runs `n_init` initialisations (seeds derived from the node seed) and keeps the "
+           "one with the lowest inertia. `silhouette = exact` computes the exact silhouette (blocked over tiles, each "
+           "pair once, parallel; no n × n matrix); `simplified` only the centroid-based simplified silhouette. "
+           "Results do not depend on the thread count.")
+      .input("features", ArtifactKind::Table, "one row per site or cell (cluster.features)")
+      .output("assignment", ArtifactKind::Table, "site, cluster, silhouette (s(i); only with silhouette = exact)")
+      .output("centers", ArtifactKind::Table, "cluster, size and the centre of every feature in its own units")
+      .output("summary", ArtifactKind::Table, "k, n, inertia, silhouette, simplified_silhouette, iterations, converged")
+      .param(param_int("k", 8, "clusters").at_least(1))
+      .param(param_int("n_init", 1, "initialisations; the lowest inertia wins").at_least(1))
+      .param(param_string("silhouette", "exact", "exact, simplified or none").one_of({"exact", "simplified", "none"}));
+  kmeans_params(km, "lloyd", 300).run(run_kmeans);
+
+  auto sk = plugin.node("cluster.select_k");
+  sk.summary("Chooses k by the paper's counting rule: the k with the best silhouette per round, the k chosen most often")
+      .doc("For each of `rounds` rounds (one seed per round) and each k in k_min..k_max, one k-means run scored by "
+           "`score`: `centre` = the simplified silhouette against the run's centres (one O(n·k·d) pass), `exact` = "
+           "the exact silhouette (O(n²); for small inputs). Each round votes for its best k; the k with most votes "
+           "is chosen (lowest k on ties). Runs are spread over the node's threads, one thread each.")
+      .input("features", ArtifactKind::Table, "one row per site or cell (cluster.features)")
+      .output("rounds", ArtifactKind::Table, "round, best_k and score_k<k> for every k")
+      .output("counts", ArtifactKind::Table, "k, chosen (rounds it won), mean_score")
+      .output("choice", ArtifactKind::Table, "one row: k, chosen, rounds")
+      .param(param_int("k_min", 2, "smallest k").at_least(2))
+      .param(param_int("k_max", 20, "largest k").at_least(2))
+      .param(param_int("rounds", 300, "rounds (the paper: 300)").at_least(1))
+      .param(param_string("score", "centre", "centre (simplified silhouette against the centres) or exact").one_of({"centre", "exact"}));
+  kmeans_params(sk, "minibatch", 100).run(run_select_k);
+
+  auto si = plugin.node("cluster.search_init");
+  si.summary("With k fixed, many k-means initialisations; keeps the best silhouette among those with ≥ min_sites sites per cluster")
+      .doc("Each station of `sites` is mapped to its nearest row of `features` (great circle, by lat/lon). Candidate r "
+           "runs from seed derive_seed(node seed, \"init/r\") and is screened by its centre silhouette (the simplified "
+           "silhouette against its centres, O(n·k·d)); a candidate is feasible when every cluster holds at least "
+           "`min_sites` stations. The `refine` feasible candidates with the best screening score are re-scored by the "
+           "exact silhouette, and the best of those is the result (the paper: 100,000 initialisations, k = 11, "
+           "min_sites = 10). Candidates run in parallel; results do not depend on the thread count.")
+      .input("features", ArtifactKind::Table, "one row per cell, with lat and lon (cluster.features)")
+      .input("sites", ArtifactKind::Dataset, "(site) Dataset with lat and lon: the stations that train the cluster models")
+      .output("assignment", ArtifactKind::Table, "site (cell), cluster, silhouette s(i) of the chosen clustering")
+      .output("site_clusters", ArtifactKind::Table, "site (station), cell, distance_km, cluster")
+      .output("centers", ArtifactKind::Table, "cluster, size and centres in the features' units")
+      .output("candidates", ArtifactKind::Table, "candidate, centre_silhouette, silhouette (refined only), inertia, min_sites, feasible")
+      .output("summary", ArtifactKind::Table, "k, candidates, feasible, chosen, silhouette, centre_silhouette, min_sites")
+      .param(param_int("k", std::nullopt, "clusters (e.g. cluster.select_k's choice)").at_least(2))
+      .param(param_int("candidates", 1000, "initialisations (the paper: 100,000)").at_least(1))
+      .param(param_int("min_sites", 10, "stations every cluster must hold").at_least(0))
+      .param(param_int("refine", 10, "feasible candidates re-scored by the exact silhouette").at_least(1))
+      .param(param_float("max_distance_km", 500, "a station farther than this from every row is an error").at_least(0));
+  kmeans_params(si, "minibatch", 100).run(run_search_init);
+
+  plugin.node("cluster.checks")
+      .summary("Cluster checks of the paper: mean pairwise r of station series within clusters vs overall; ANOVA of station mean and std")
+      .doc("Pearson r of every pair of stations over their common days (pairs with fewer than `min_overlap` common days "
+           "are left out). `within_cluster_mean_r` is the mean over all within-cluster pairs (= each cluster's mean "
+           "weighted by its pairs, the paper's rule); `all_sites_mean_r` over all pairs. One-way ANOVA (F and p, "
+           "Boost.Math's F distribution) of the stations' mean and standard deviation across clusters.")
+      .input("observation", ArtifactKind::Dataset, "(site, time) station series")
+      .input("site_clusters", ArtifactKind::Table, "site, cluster (cluster.search_init's site_clusters)")
+      .output("summary", ArtifactKind::Table, "check, value, n")
+      .output("per_cluster", ArtifactKind::Table, "cluster, sites, pairs, mean_r, ssm_mean, ssm_std")
+      .param(param_string("variable", "SSM", "variable of `observation`"))
+      .param(param_int("min_overlap", 30, "common days a pair needs").at_least(2))
+      .run(run_checks);
+}

@@ -1,0 +1,141 @@
+// cluster nodes through the CLI on a small synthetic world: features → select_k → search_init → checks;
+// the min-sites constraint holds in the chosen clustering, the bytes do not depend on the thread count,
+// and bad requests fail with messages that name what is wrong.
+#include "common.hpp"
+
+#include <couplet/framework/store.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+
+using namespace couplet;
+using testutil::cli;
+using testutil::read_file;
+using testutil::TempDir;
+using testutil::write_file;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kWorld = R"(couplet = 1
+name = "cl"
+seed = 7
+[[node]]
+id = "world"
+plugin = "synth.world"
+params = { rows = 8, cols = 12, lat_min = 30.0, lat_max = 50.0, lon_min = -110.0, lon_max = -80.0, days = 365 }
+[[node]]
+id = "truth"
+plugin = "synth.truth"
+inputs = { forcing = "world.forcing", hidden_statics = "world.hidden_statics", hidden_params = "world.hidden_params" }
+params = { obs_days = 120, spinup_years = 0 }
+[[node]]
+id = "stations"
+plugin = "synth.stations"
+inputs = { truth = "truth.truth", statics = "world.hidden_statics", forcing = "world.forcing" }
+params = { n = 30 }
+[[node]]
+id = "features"
+plugin = "cluster.features"
+inputs = { forcing = "world.forcing", statics = "world.hidden_statics" }
+[[node]]
+id = "select_k"
+plugin = "cluster.select_k"
+inputs = { features = "features.features" }
+params = { k_min = 2, k_max = 5, rounds = 12 }
+[[node]]
+id = "clusters"
+plugin = "cluster.search_init"
+inputs = { features = "features.features", sites = "stations.statics" }
+params = { k = 3, candidates = 60, min_sites = 6, refine = 4 }
+[[node]]
+id = "kmeans"
+plugin = "cluster.kmeans"
+inputs = { features = "features.features" }
+params = { k = 3, n_init = 3 }
+[[node]]
+id = "checks"
+plugin = "cluster.checks"
+inputs = { observation = "stations.observation", site_clusters = "clusters.site_clusters" }
+)";
+
+testutil::Output run(const TempDir& tmp, const std::string& runs, int threads, const std::string& extra = "") {
+  const fs::path wf = tmp.path / "cl.toml";
+  if (!fs::exists(wf)) write_file(wf, kWorld);
+  return testutil::run(cli() + " --plugin-path " + COUPLET_PLUGIN_DIR + " run -q " + wf.string() + " --runs-dir " +
+                       (tmp.path / runs).string() + " --threads " + std::to_string(threads) + " " + extra);
+}
+
+std::shared_ptr<const Table> table(const fs::path& artifacts, const std::string& file) {
+  auto t = std::dynamic_pointer_cast<const Table>(store::read_artifact(artifacts / file));
+  REQUIRE(t);
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("cluster workflow: min_sites honoured, checks computed, same bytes on 1 and 2 threads") {
+  TempDir tmp("cluster-wf");
+  const auto a = run(tmp, "a", 1), b = run(tmp, "b", 2);
+  INFO(a.text);
+  INFO(b.text);
+  REQUIRE(a.code == 0);
+  REQUIRE(b.code == 0);
+  const fs::path pa = tmp.path / "a/cl/latest/artifacts", pb = tmp.path / "b/cl/latest/artifacts";
+  for (const char* f : {"features/features.h5", "select_k/rounds.h5", "clusters/assignment.h5",
+                        "clusters/candidates.h5", "clusters/site_clusters.h5", "kmeans/assignment.h5", "checks/summary.h5"}) {
+    INFO(f);
+    CHECK(read_file(pa / f) == read_file(pb / f));
+  }
+  const auto summary = table(pa, "clusters/summary.h5");
+  CHECK(summary->numbers("min_sites")[0] >= 6);
+  CHECK(summary->numbers("feasible")[0] >= 1);
+  // The stations per cluster, counted from site_clusters, respect min_sites.
+  const auto sites = table(pa, "clusters/site_clusters.h5");
+  std::map<int, int> per;
+  for (double c : sites->numbers("cluster")) ++per[static_cast<int>(c)];
+  CHECK(per.size() == 3);
+  for (auto [c, n] : per) CHECK(n >= 6);
+  // The chosen candidate has the best exact silhouette among the refined ones.
+  const auto cand = table(pa, "clusters/candidates.h5");
+  const auto& exact = cand->numbers("silhouette");
+  int refined = 0;
+  for (double s : exact)
+    if (!std::isnan(s)) {
+      ++refined;
+      CHECK(s <= summary->numbers("silhouette")[0]);
+    }
+  CHECK(refined == 4);
+  const auto checks = table(pa, "checks/summary.h5");
+  CHECK(checks->strings("check")[0] == "within_cluster_mean_r");
+  CHECK(std::isfinite(checks->numbers("value")[0]));
+  const auto counts = table(pa, "select_k/counts.h5");
+  double votes = 0;
+  for (double v : counts->numbers("chosen")) votes += v;
+  CHECK(votes == 12);
+}
+
+TEST_CASE("cluster workflow: infeasible constraints, bad columns and unknown statics are named") {
+  TempDir tmp("cluster-bad");
+  auto o = run(tmp, "r1", 2, "--set clusters.min_sites=25");
+  CHECK(o.code != 0);
+  CHECK_MESSAGE(testutil::contains(o.text, "30 sites cannot put min_sites = 25 in each of k = 3 clusters"), o.text);
+  o = run(tmp, "r2", 2, "--set clusters.min_sites=9 --set clusters.candidates=5");
+  CHECK(o.code != 0);
+  CHECK_MESSAGE(testutil::contains(o.text, "none of the 5 initialisations puts at least 9 sites"), o.text);
+  o = run(tmp, "r3", 2, "--set 'kmeans.columns=[\"Pr\", \"porosity\"]'");
+  CHECK(o.code != 0);
+  CHECK_MESSAGE(testutil::contains(o.text, "input 'features' has no column 'porosity'"), o.text);
+  o = run(tmp, "r4", 2, "--set 'features.static=[\"elevation\", \"ksat\"]'");
+  CHECK(o.code != 0);
+  CHECK_MESSAGE(testutil::contains(o.text, "input 'statics' has no variable 'ksat'"), o.text);
+  o = run(tmp, "r5", 2, "--set world.wetland_fraction=0.0");  // no wetland: feature 'land' is 0 everywhere
+  CHECK(o.code != 0);
+  CHECK_MESSAGE(testutil::contains(o.text, "input 'features': feature 'land' is constant"), o.text);
+  o = run(tmp, "r6", 2, "--set kmeans.k=96");
+  CHECK(o.code != 0);
+  CHECK_MESSAGE(testutil::contains(o.text, "parameter 'k' = 96 needs more than 96 sites"), o.text);
+}
