@@ -2,6 +2,7 @@
 // initialisations, and the cluster checks (science.md B; docs/models/cluster.md). The algorithms are in
 // kmeans.cpp and search.cpp; this file reads inputs, checks them and writes Tables.
 #include "cluster/kmeans.hpp"
+#include "cluster/regional.hpp"
 #include "cluster/search.hpp"
 #include "common/geo.hpp"
 
@@ -425,7 +426,15 @@ SiteCells map_sites(const Context& ctx, const Features& f) {
 
 void run_search_init(Context& ctx) {
   Features f = read_features(ctx);
-  const int k = ctx.param<int>("k");
+  int k = ctx.param<int>("k");
+  if (ctx.has_input("choice")) {
+    const Table& c = ctx.table("choice");
+    if (!c.has("k") || !c.column("k").is_numeric() || c.rows() < 1)
+      throw NodeError("input 'choice' needs a numeric column 'k' (as cluster.select_k's choice)");
+    const double v = c.numbers("k")[0];
+    if (!(v >= 2) || v != std::floor(v)) throw NodeError("input 'choice': k = " + std::to_string(v) + " is not a whole number ≥ 2");
+    k = static_cast<int>(v);
+  }
   if (static_cast<std::size_t>(k) >= f.points.n)
     throw NodeError("parameter 'k' = " + std::to_string(k) + " needs more than " + std::to_string(f.points.n) + " rows");
   const SiteCells sc = map_sites(ctx, f);
@@ -583,6 +592,309 @@ void run_checks(Context& ctx) {
            " over all sites; ANOVA of site means F = " + std::to_string(a_mean.f) + ", p = " + std::to_string(a_mean.p));
 }
 
+
+// ---- regional prediction -------------------------------------------------------------------------
+
+// Group label of each of `sites` from a Table (site, column); NodeError naming sites without one.
+std::vector<int> groups_for(const Table& t, const std::string& column, const std::vector<std::string>& sites,
+                            const std::string& port, int* k) {
+  if (!t.has("site") || t.column("site").is_numeric() || !t.has(column) || !t.column(column).is_numeric())
+    throw NodeError("input '" + port + "' needs columns 'site' (names) and '" + column + "' (numbers)");
+  std::map<std::string, double> g;
+  const auto& names = t.strings("site");
+  const auto& col = t.numbers(column);
+  for (std::size_t i = 0; i < t.rows(); ++i) g[names[i]] = col[i];
+  std::vector<int> out;
+  std::vector<std::string> missing;
+  *k = 0;
+  for (const auto& s : sites) {
+    auto it = g.find(s);
+    if (it == g.end() || !(it->second >= 0) || it->second != std::floor(it->second)) {
+      missing.push_back(s);
+      out.push_back(-1);
+      continue;
+    }
+    out.push_back(static_cast<int>(it->second));
+    *k = std::max(*k, out.back() + 1);
+  }
+  if (!missing.empty())
+    throw NodeError("input '" + port + "' has no " + column + " (a whole number ≥ 0) for " + std::to_string(missing.size()) +
+                    " site(s): " + list_some(missing));
+  return out;
+}
+
+struct Paired {
+  series::SiteSeries pred;
+  std::vector<double> ref;  // aligned on pred's sites and days
+  std::string variable, units;
+};
+
+Paired read_pair(const Context& ctx) {
+  Paired p;
+  p.variable = ctx.param<std::string>("variable");
+  auto pv = ctx.param<std::string>("pred_variable");
+  if (pv.empty()) pv = p.variable;
+  try {
+    p.pred = series::read_site_series(ctx.dataset("prediction"), pv);
+  } catch (const NodeError& e) {
+    throw NodeError(std::string("input 'prediction': ") + e.what());
+  }
+  series::SiteSeries ref;
+  try {
+    ref = series::read_site_series(ctx.dataset("reference"), p.variable);
+    p.ref = series::align(ref, p.pred.sites, p.pred.time, "reference", "prediction");
+  } catch (const NodeError& e) {
+    const std::string what = e.what();
+    throw NodeError(what.rfind("input '", 0) == 0 ? what : "input 'reference': " + what);
+  }
+  p.units = ref.attrs.count("units") ? ref.attrs.at("units") : "";
+  return p;
+}
+
+void run_initial_window(Context& ctx) {
+  const auto variable = ctx.param<std::string>("variable");
+  const Dataset& ref_ds = ctx.dataset("reference");
+  auto ref = series::read_site_series(ref_ds, variable);
+  const std::size_t ns = ref.n_sites(), nt = ref.n_times();
+  const auto window = static_cast<std::size_t>(ctx.param<int>("window"));
+  std::size_t t1 = window;
+  if (const auto start = ctx.param<std::string>("start"); !start.empty()) {
+    const double day = static_cast<double>(series::date_param("start", start));
+    const auto it = std::find(ref.time.begin(), ref.time.end(), day);
+    if (it == ref.time.end()) throw NodeError("parameter 'start' (" + start + ") is not a day of the reference");
+    t1 = static_cast<std::size_t>(it - ref.time.begin());
+  }
+  if (t1 < window || t1 > nt)
+    throw NodeError("the reference has " + std::to_string(t1) + " day(s) before the first predicted day; the window needs " +
+                    std::to_string(window));
+  const std::size_t t0 = t1 - window;
+  const Dataset& st = ctx.dataset("statics");
+  const auto& st_sites = series::site_names(st);
+  std::map<std::string, std::size_t> row;
+  for (std::size_t i = 0; i < st_sites.size(); ++i) row[st_sites[i]] = i;
+  const auto slat = site_values(st, "statics", "lat"), slon = site_values(st, "statics", "lon");
+  std::vector<double> lat, lon;
+  std::vector<std::string> missing;
+  for (const auto& s : ref.sites) {
+    auto it = row.find(s);
+    if (it == row.end()) {
+      missing.push_back(s);
+      continue;
+    }
+    lat.push_back(slat[it->second]);
+    lon.push_back(slon[it->second]);
+  }
+  if (!missing.empty())
+    throw NodeError("input 'statics' lacks " + std::to_string(missing.size()) + " of the reference's sites: " + list_some(missing));
+  const auto neighbours = cluster::nearest_cells(lat, lon, static_cast<std::size_t>(ctx.param<int>("neighbours")),
+                                                 ctx.param<double>("max_distance_km"), ctx.threads());
+  std::vector<double> v(ns * nt, kNaN);
+  for (std::size_t c = 0; c < ns; ++c)
+    for (std::size_t t = t0; t < t1; ++t) v[c * nt + t] = ref.values[c * nt + t];
+  std::size_t observed = 0;
+  for (std::size_t c = 0; c < ns; ++c)
+    for (std::size_t t = t0; t < t1; ++t) observed += !std::isnan(v[c * nt + t]);
+  std::size_t filled = 0;
+  const std::size_t still = cluster::fill_from_neighbours(v, nt, t0, t1, neighbours, &filled);
+  std::size_t empty_cells = 0;
+  for (std::size_t c = 0; c < ns; ++c) {
+    bool any = false;
+    for (std::size_t t = t0; t < t1 && !any; ++t) any = !std::isnan(v[c * nt + t]);
+    empty_cells += !any;
+  }
+  ctx.info(std::to_string(window) + "-day window " + format_date(static_cast<std::int64_t>(ref.time[t0])) + ".." +
+           format_date(static_cast<std::int64_t>(ref.time[t1 - 1])) + ": " + std::to_string(observed) + " cell-days observed, " +
+           std::to_string(filled) + " filled from neighbours, " + std::to_string(still) + " still missing");
+  if (empty_cells)
+    ctx.warn(std::to_string(empty_cells) + " cell(s) have no value in the whole window (no observed neighbour within "
+             "max_distance_km): a rollout cannot start there");
+  Attributes a = ref.attrs;
+  a["long_name"] = variable + " of the initial window (gaps filled from the nearest observed cell); NaN outside it";
+  ctx.set_output("window", std::make_shared<Dataset>(series::make_site_dataset(ref.sites, ref.time, variable, v, a)));
+}
+
+void run_post_calibrate(Context& ctx) {
+  Paired p = read_pair(ctx);
+  const std::size_t ns = p.pred.n_sites(), nt = p.pred.n_times();
+  int k = 0;
+  const auto group = groups_for(ctx.table("groups"), ctx.param<std::string>("group_column"), p.pred.sites, "groups", &k);
+  const double min_ratio = ctx.param<double>("min_valid_ratio");
+  std::vector<std::vector<std::size_t>> use(static_cast<std::size_t>(k));
+  for (std::size_t c = 0; c < ns; ++c) {
+    double days = 0, valid = 0;
+    for (std::size_t t = 0; t < nt; ++t)
+      if (std::isfinite(p.pred.values[c * nt + t])) {
+        days += 1;
+        valid += std::isfinite(p.ref[c * nt + t]);
+      }
+    if (days > 0 && valid / days >= min_ratio) use[static_cast<std::size_t>(group[c])].push_back(c);
+  }
+  std::vector<cluster::LinearFit> fits(static_cast<std::size_t>(k));
+  std::vector<double> id, a, b, r2, cells, pairs, fitted;
+  for (int g = 0; g < k; ++g) {
+    auto& f = fits[static_cast<std::size_t>(g)];
+    f = cluster::fit_linear(p.pred.values, p.ref, nt, use[static_cast<std::size_t>(g)]);
+    if (!f.fitted)
+      ctx.warn("cluster " + std::to_string(g) + ": too few cells pass min_valid_ratio (" + std::to_string(f.cells) +
+               " cells, " + std::to_string(f.pairs) + " pairs) for a regression; left uncalibrated");
+    id.push_back(g);
+    a.push_back(f.fitted ? f.intercept : kNaN);
+    b.push_back(f.fitted ? f.slope : kNaN);
+    r2.push_back(f.fitted ? f.r2 : kNaN);
+    cells.push_back(static_cast<double>(f.cells));
+    pairs.push_back(static_cast<double>(f.pairs));
+    fitted.push_back(f.fitted);
+  }
+  std::vector<double> out(p.pred.values);
+  for (std::size_t c = 0; c < ns; ++c) {
+    const auto& f = fits[static_cast<std::size_t>(group[c])];
+    if (!f.fitted) continue;
+    for (std::size_t t = 0; t < nt; ++t) out[c * nt + t] = f.intercept + f.slope * out[c * nt + t];
+  }
+  Attributes attrs = p.pred.attrs;
+  attrs["post_calibration"] = "per-cluster OLS on the reference (cluster.post_calibrate)";
+  ctx.set_output("prediction",
+                 std::make_shared<Dataset>(series::make_site_dataset(p.pred.sites, p.pred.time, p.variable, out, attrs)));
+  auto t = std::make_shared<Table>();
+  t->add_column("cluster", id);
+  t->add_column("intercept", a, p.units);
+  t->add_column("slope", b);
+  t->add_column("r2", r2, "", "of the fit");
+  t->add_column("cells", cells, "", "cells the fit used (valid ratio ≥ min_valid_ratio)");
+  t->add_column("pairs", pairs);
+  t->add_column("fitted", fitted);
+  ctx.set_output("coefficients", t);
+}
+
+void run_evaluate(Context& ctx) {
+  Paired p = read_pair(ctx);
+  const std::size_t ns = p.pred.n_sites(), nt = p.pred.n_times();
+  {  // days outside start..end are not evaluated
+    double first = -std::numeric_limits<double>::infinity(), last = std::numeric_limits<double>::infinity();
+    if (const auto v = ctx.param<std::string>("start"); !v.empty()) first = static_cast<double>(series::date_param("start", v));
+    if (const auto v = ctx.param<std::string>("end"); !v.empty()) last = static_cast<double>(series::date_param("end", v));
+    for (std::size_t t = 0; t < nt; ++t)
+      if (p.pred.time[t] < first || p.pred.time[t] > last)
+        for (std::size_t c = 0; c < ns; ++c) p.pred.values[c * nt + t] = kNaN;
+  }
+  int k = 0;
+  const auto group = groups_for(ctx.table("groups"), ctx.param<std::string>("group_column"), p.pred.sites, "groups", &k);
+  const double min_ratio = ctx.param<double>("min_valid_ratio"), min_std = ctx.param<double>("min_std");
+  std::vector<double> lat(ns, kNaN);
+  if (ctx.has_input("statics")) {
+    const Dataset& st = ctx.dataset("statics");
+    const auto& names = series::site_names(st);
+    const auto v = site_values(st, "statics", "lat");
+    std::map<std::string, double> m;
+    for (std::size_t i = 0; i < names.size(); ++i) m[names[i]] = v[i];
+    for (std::size_t c = 0; c < ns; ++c)
+      if (auto it = m.find(p.pred.sites[c]); it != m.end()) lat[c] = it->second;
+  }
+  std::vector<cluster::CellScore> sc(ns);
+  std::vector<double> pp, rr;
+  for (std::size_t c = 0; c < ns; ++c) {
+    pp.clear();
+    rr.clear();
+    for (std::size_t t = 0; t < nt; ++t)
+      if (std::isfinite(p.pred.values[c * nt + t])) {  // the evaluation period of a cell: its predicted days
+        pp.push_back(p.pred.values[c * nt + t]);
+        rr.push_back(p.ref[c * nt + t]);
+      }
+    sc[c] = cluster::score_cell(pp.data(), rr.data(), pp.size(), min_ratio, min_std);
+  }
+  auto per = std::make_shared<Table>();
+  std::vector<double> g(group.begin(), group.end()), n, vr, sd, rmse, r, el;
+  for (const auto& s : sc) {
+    n.push_back(static_cast<double>(s.n));
+    vr.push_back(s.valid_ratio);
+    sd.push_back(s.ref_std);
+    rmse.push_back(s.rmse);
+    r.push_back(s.r);
+    el.push_back(s.eligible);
+  }
+  per->add_column("site", p.pred.sites);
+  per->add_column("cluster", g);
+  per->add_column("lat", lat, "degrees_north");
+  per->add_column("n", n, "", "days with a prediction and a reference value");
+  per->add_column("valid_ratio", vr, "", "reference days / predicted days");
+  per->add_column("ref_std", sd, p.units);
+  per->add_column("rmse", rmse, p.units);
+  per->add_column("r", r, "", "Pearson r; NaN unless eligible");
+  per->add_column("eligible", el, "", "valid_ratio ≥ min_valid_ratio and ref_std ≥ min_std");
+  ctx.set_output("per_cell", per);
+
+  // Cluster means (RMSE over cells with pairs, r over eligible cells) and their weighted mean (equation 7:
+  // weights = cells counted, so it equals the mean over all such cells).
+  auto mean_of = [&](const std::vector<std::size_t>& idx, bool use_r) {
+    double s = 0, m = 0;
+    for (auto c : idx) {
+      const double v = use_r ? sc[c].r : sc[c].rmse;
+      if (std::isfinite(v)) {
+        s += v;
+        m += 1;
+      }
+    }
+    return std::make_pair(m ? s / m : kNaN, m);
+  };
+  auto pc = std::make_shared<Table>();
+  std::vector<double> id, cells, elig, mr, mrr;
+  double wr = 0, wn = 0, wq = 0, wqn = 0;
+  for (int c = 0; c < k; ++c) {
+    std::vector<std::size_t> idx;
+    for (std::size_t i = 0; i < ns; ++i)
+      if (group[i] == c) idx.push_back(i);
+    const auto [q, qn] = mean_of(idx, false);
+    const auto [rv, rn] = mean_of(idx, true);
+    id.push_back(c);
+    cells.push_back(static_cast<double>(idx.size()));
+    elig.push_back(rn);
+    mr.push_back(q);
+    mrr.push_back(rv);
+    if (rn > 0) {
+      wr += rn * rv;
+      wn += rn;
+    }
+    if (qn > 0) {
+      wq += qn * q;
+      wqn += qn;
+    }
+  }
+  pc->add_column("cluster", id);
+  pc->add_column("cells", cells);
+  pc->add_column("eligible", elig, "", "cells whose r counts");
+  pc->add_column("rmse", mr, p.units, "mean over the cluster's cells");
+  pc->add_column("r", mrr, "", "mean over the cluster's eligible cells");
+  ctx.set_output("per_cluster", pc);
+  auto sum = std::make_shared<Table>();
+  sum->add_column("cells", std::vector<double>{static_cast<double>(ns)});
+  sum->add_column("eligible", std::vector<double>{wn});
+  sum->add_column("rmse", std::vector<double>{wqn ? wq / wqn : kNaN}, p.units, "cluster means weighted by their cells");
+  sum->add_column("r", std::vector<double>{wn ? wr / wn : kNaN}, "", "cluster means weighted by their eligible cells (eq. 7)");
+  ctx.set_output("summary", sum);
+
+  const double band = ctx.param<double>("lat_band");
+  std::map<long, std::vector<std::size_t>> bands;
+  for (std::size_t c = 0; c < ns; ++c)
+    if (std::isfinite(lat[c])) bands[static_cast<long>(std::floor(lat[c] / band))].push_back(c);
+  auto lt = std::make_shared<Table>();
+  std::vector<double> lo, hi, bc, br, brr;
+  for (const auto& [b, idx] : bands) {
+    lo.push_back(static_cast<double>(b) * band);
+    hi.push_back(static_cast<double>(b + 1) * band);
+    bc.push_back(static_cast<double>(idx.size()));
+    br.push_back(mean_of(idx, false).first);
+    brr.push_back(mean_of(idx, true).first);
+  }
+  lt->add_column("lat_min", lo, "degrees_north");
+  lt->add_column("lat_max", hi, "degrees_north");
+  lt->add_column("cells", bc);
+  lt->add_column("rmse", br, p.units);
+  lt->add_column("r", brr, "", "over eligible cells");
+  ctx.set_output("latitude", lt);
+  ctx.info("RMSE " + std::to_string(wqn ? wq / wqn : kNaN) + ", r " + std::to_string(wn ? wr / wn : kNaN) + " over " +
+           std::to_string(static_cast<long>(wn)) + " eligible of " + std::to_string(ns) + " cells");
+}
+
 }  // namespace
 
 COUPLET_PLUGIN("cluster", "0.1.0") {
@@ -645,12 +957,13 @@ COUPLET_PLUGIN("cluster", "0.1.0") {
            "min_sites = 10). Candidates run in parallel; results do not depend on the thread count.")
       .input("features", ArtifactKind::Table, "one row per cell, with lat and lon (cluster.features)")
       .input("sites", ArtifactKind::Dataset, "(site) Dataset with lat and lon: the stations that train the cluster models")
+      .optional_input("choice", ArtifactKind::Table, "cluster.select_k's choice: its k replaces the parameter k")
       .output("assignment", ArtifactKind::Table, "site (cell), cluster, silhouette s(i) of the chosen clustering")
       .output("site_clusters", ArtifactKind::Table, "site (station), cell, distance_km, cluster")
       .output("centers", ArtifactKind::Table, "cluster, size and centres in the features' units")
       .output("candidates", ArtifactKind::Table, "candidate, centre_silhouette, silhouette (refined only), inertia, min_sites, feasible")
       .output("summary", ArtifactKind::Table, "k, candidates, feasible, chosen, silhouette, centre_silhouette, min_sites")
-      .param(param_int("k", std::nullopt, "clusters (e.g. cluster.select_k's choice)").at_least(2))
+      .param(param_int("k", 8, "clusters (replaced by input `choice` when connected)").at_least(2))
       .param(param_int("candidates", 1000, "initialisations (the paper: 100,000)").at_least(1))
       .param(param_int("min_sites", 10, "stations every cluster must hold").at_least(0))
       .param(param_int("refine", 10, "feasible candidates re-scored by the exact silhouette").at_least(1))
@@ -670,4 +983,61 @@ COUPLET_PLUGIN("cluster", "0.1.0") {
       .param(param_string("variable", "SSM", "variable of `observation`"))
       .param(param_int("min_overlap", 30, "common days a pair needs").at_least(2))
       .run(run_checks);
+  plugin.node("cluster.initial_window")
+      .summary("The initial SSM window for a regional rollout: the reference's days before the first predicted day, gaps filled from the nearest observed cells")
+      .doc("Keeps the `window` days of `reference` before the first predicted day (`start`; empty = the reference's "
+           "day `window`) and fills each missing cell-day with the value of the nearest of the cell's `neighbours` "
+           "cells (great circle, within max_distance_km) observed that day; every other day is NaN, so a learn.predict "
+           "rollout seeded from it (as its `target`) uses no later reference value. Cells with nothing in the window "
+           "are counted in a warning.")
+      .input("reference", ArtifactKind::Dataset, "(site, time) gridded reference, e.g. synth.truth's observation")
+      .input("statics", ArtifactKind::Dataset, "(site) lat and lon of the reference's cells")
+      .output("window", ArtifactKind::Dataset, "(site, time) on the reference's axes: the filled window, NaN elsewhere")
+      .param(param_string("variable", "SSM", "variable of `reference`"))
+      .param(param_int("window", 30, "days (the model's seq_len)").at_least(1))
+      .param(param_date("start", "", "first predicted day; empty = the reference's first day + window"))
+      .param(param_int("neighbours", 16, "nearest cells searched for a value").at_least(1))
+      .param(param_float("max_distance_km", 300, "neighbours farther than this are not used").at_least(0))
+      .run(run_initial_window);
+
+  plugin.node("cluster.post_calibrate")
+      .summary("Per-cluster linear post-calibration of a gridded prediction against a reference")
+      .doc("For each cluster, ordinary least squares reference = intercept + slope · prediction over the cell-days of "
+           "the cluster's cells whose valid ratio (reference days / predicted days) is at least min_valid_ratio; "
+           "applied to every cell of the cluster (the paper's post-calibration of DL and PGDL). A cluster without "
+           "enough pairs stays uncalibrated, with a warning.")
+      .input("prediction", ArtifactKind::Dataset, "(site, time) prediction over cells")
+      .input("reference", ArtifactKind::Dataset, "(site, time) gridded reference")
+      .input("groups", ArtifactKind::Table, "site and group_column (cluster.search_init's assignment)")
+      .output("prediction", ArtifactKind::Dataset, "(site, time) the calibrated prediction, float32")
+      .output("coefficients", ArtifactKind::Table, "cluster, intercept, slope, r2, cells, pairs, fitted")
+      .param(param_string("variable", "SSM", "variable of `reference` (and of the output)"))
+      .param(param_string("pred_variable", "", "variable of `prediction`; empty = variable"))
+      .param(param_string("group_column", "cluster", "column of `groups`"))
+      .param(param_float("min_valid_ratio", 0.5, "cells fitted need at least this share of reference days").bounds(0, 1))
+      .run(run_post_calibrate);
+
+  plugin.node("cluster.evaluate")
+      .summary("Per-cell RMSE and r against a gridded reference, cluster means weighted by cells, latitude profile")
+      .doc("Per cell over its predicted days in start..end: RMSE where both exist; Pearson r only for eligible cells (valid ratio ≥ "
+           "min_valid_ratio and reference sd ≥ min_std, the paper's rule). Cluster means of RMSE (over cells with "
+           "pairs) and r (over eligible cells); the summary weights the cluster means by those counts (the paper's "
+           "equation 7). With `statics`, means per latitude band of lat_band degrees.")
+      .input("prediction", ArtifactKind::Dataset, "(site, time) prediction over cells")
+      .input("reference", ArtifactKind::Dataset, "(site, time) gridded reference (or the truth, in a synthetic world)")
+      .input("groups", ArtifactKind::Table, "site and group_column")
+      .optional_input("statics", ArtifactKind::Dataset, "(site) lat of the cells, for the latitude profile")
+      .output("per_cell", ArtifactKind::Table, "site, cluster, lat, n, valid_ratio, ref_std, rmse, r, eligible")
+      .output("per_cluster", ArtifactKind::Table, "cluster, cells, eligible, rmse, r")
+      .output("summary", ArtifactKind::Table, "cells, eligible, rmse, r (weighted cluster means)")
+      .output("latitude", ArtifactKind::Table, "lat_min, lat_max, cells, rmse, r")
+      .param(param_string("variable", "SSM", "variable of `reference`"))
+      .param(param_string("pred_variable", "", "variable of `prediction`; empty = variable"))
+      .param(param_string("group_column", "cluster", "column of `groups`"))
+      .param(param_float("min_valid_ratio", 0.5, "r only for cells with at least this share of reference days").bounds(0, 1))
+      .param(param_float("min_std", 0.02, "r only for cells whose reference varies at least this much").at_least(0).in_units("m3 m-3"))
+      .param(param_float("lat_band", 5.0, "width of the latitude bands").at_least(0.01).in_units("degrees"))
+      .param(param_date("start", "", "first day evaluated; empty = the prediction's first"))
+      .param(param_date("end", "", "last day evaluated; empty = the prediction's last"))
+      .run(run_evaluate);
 }

@@ -35,6 +35,110 @@ Frame assemble(const Context& ctx, const Config& cfg, const std::vector<std::str
                   ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr, aux);
 }
 
+// ---- model bundles: one model per group of sites (cluster-specific models) -------------------------
+
+constexpr const char* kBundleType = "learn.bundle";
+
+Variable renamed(const Variable& v, const std::string& name) {
+  switch (v.dtype()) {
+    case DType::Float64: return Variable(name, v.dims(), v.shape(), v.values<double>(), v.attrs());
+    case DType::Float32: return Variable(name, v.dims(), v.shape(), v.values<float>(), v.attrs());
+    default: return Variable(name, v.dims(), v.shape(), v.values<std::string>(), v.attrs());
+  }
+}
+
+/// A bundle Model: member i (group name, learn model) keeps its arrays as "member<i>:<name>", its type,
+/// config and attributes in the bundle's attributes; the bundle's config lists the groups, one per line.
+std::shared_ptr<Model> make_bundle(const std::vector<std::pair<std::string, std::shared_ptr<Model>>>& members) {
+  auto b = std::make_shared<Model>();
+  b->type = kBundleType;
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const std::string tag = "member" + std::to_string(i);
+    const Model& m = *members[i].second;
+    b->config += members[i].first + "\n";
+    b->attrs[tag + ".type"] = m.type;
+    b->attrs[tag + ".config"] = m.config;
+    for (const auto& [k, v] : m.attrs) b->attrs[tag + ".attr." + k] = v;
+    for (const auto& [name, v] : m.arrays) b->arrays.emplace(tag + ":" + name, renamed(v, tag + ":" + name));
+  }
+  b->attrs["groups"] = std::to_string(members.size());
+  return b;
+}
+
+/// The members of a bundle, in order: (group, model).
+std::vector<std::pair<std::string, Model>> bundle_members(const Model& b) {
+  std::vector<std::pair<std::string, Model>> out;
+  std::size_t i = 0, at = 0;
+  while (at < b.config.size()) {
+    const std::size_t nl = b.config.find('\n', at);
+    const std::string group = b.config.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    at = nl == std::string::npos ? b.config.size() : nl + 1;
+    const std::string tag = "member" + std::to_string(i++);
+    Model m;
+    auto type = b.attrs.find(tag + ".type"), config = b.attrs.find(tag + ".config");
+    if (type == b.attrs.end() || config == b.attrs.end())
+      throw NodeError("model bundle: member " + tag + " (group '" + group + "') has no type or config");
+    m.type = type->second;
+    m.config = config->second;
+    const std::string attr = tag + ".attr.";
+    for (const auto& [k, v] : b.attrs)
+      if (k.rfind(attr, 0) == 0) m.attrs[k.substr(attr.size())] = v;
+    const std::string prefix = tag + ":";
+    for (const auto& [name, v] : b.arrays)
+      if (name.rfind(prefix, 0) == 0) m.arrays.emplace(name.substr(prefix.size()), renamed(v, name.substr(prefix.size())));
+    out.emplace_back(group, std::move(m));
+  }
+  return out;
+}
+
+/// Group label per site name from a Table (numbers written as integers where whole).
+std::map<std::string, std::string> group_labels(const Table& t, const std::string& column, const std::string& port) {
+  if (!t.has("site") || t.column("site").is_numeric()) throw NodeError("input '" + port + "' needs a column 'site' of names");
+  if (!t.has(column)) throw NodeError("input '" + port + "' has no column '" + column + "' (set group_column)");
+  std::map<std::string, std::string> g;
+  const auto& sites = t.strings("site");
+  const auto& col = t.column(column);
+  for (std::size_t i = 0; i < t.rows(); ++i) {
+    std::string label;
+    if (col.is_numeric()) {
+      const double x = t.numbers(column)[i];
+      if (std::isnan(x)) continue;
+      char buf[64];
+      std::snprintf(buf, sizeof buf, x == std::floor(x) && std::fabs(x) < 1e15 ? "%.0f" : "%g", x);
+      label = buf;
+    } else {
+      label = t.strings(column)[i];
+    }
+    g[sites[i]] = label;
+  }
+  return g;
+}
+
+/// The rows of `f` for the sites `idx`.
+Frame take_sites(const Frame& f, const std::vector<std::size_t>& idx) {
+  const std::size_t T = f.n_times();
+  auto rows = [&](const std::vector<double>& v) {
+    std::vector<double> out;
+    out.reserve(idx.size() * T);
+    for (auto s : idx) out.insert(out.end(), v.begin() + static_cast<std::ptrdiff_t>(s * T), v.begin() + static_cast<std::ptrdiff_t>((s + 1) * T));
+    return out;
+  };
+  Frame o;
+  o.time = f.time;
+  for (auto s : idx) o.sites.push_back(f.sites[s]);
+  o.target = rows(f.target);
+  for (const auto& d : f.drivers) o.drivers.push_back(rows(d));
+  for (const auto& d : f.physics) o.physics.push_back(rows(d));
+  for (const auto& st : f.statics) {
+    std::vector<double> v;
+    for (auto s : idx) v.push_back(st[s]);
+    o.statics.push_back(v);
+  }
+  o.aux_names = f.aux_names;
+  for (const auto& a : f.aux) o.aux.push_back(rows(a));
+  return o;
+}
+
 constexpr int kLossPorts = 4;
 std::string loss_port(int i) { return "physics_loss_" + std::to_string(i); }
 
@@ -204,7 +308,14 @@ void common_params(NodeBuilder& b, Kind kind, Shape shape = Shape::Train) {
                 "one row per fold: fold, fold_name, test_sites, training/validation samples, best_epoch, "
                 "epochs_run, best_val_loss, test_rmse, test_n, seconds")
         .output("history", ArtifactKind::Table, "one row per fold and epoch, as the trainers' history with a fold column")
+        .optional_input("groups", ArtifactKind::Table,
+                        "site and `group_column`: each group's representative model goes into `group_models` "
+                        "(e.g. cluster.search_init's site_clusters with split.within_group folds)")
         .output("best_model", ArtifactKind::Model, "the model of the fold with the lowest test RMSE")
+        .output("group_models", ArtifactKind::Model,
+                "a learn.bundle: per group, the model of its fold with the lowest test RMSE (without `groups`: one "
+                "group 'all' = best_model); learn.predict with `groups` predicts each site with its group's model")
+        .param(param_string("group_column", "cluster", "column of `groups` holding the group"))
         .param(param_string("model", "lstm", "which network each fold trains (learn.lstm, learn.fcnn, learn.pgdl)")
                    .one_of({"lstm", "fcnn", "pgdl"}))
         .param(param_string("mode", "windowed", "rollout of the test role: re-feed the last k days, or carry the LSTM state")
@@ -761,6 +872,112 @@ void run_cv(Context& ctx) {
   bm->attrs["cv_fold"] = std::to_string(outcomes[best_i].fold);
   bm->attrs["cv_fold_name"] = outcomes[best_i].name;
   ctx.set_output("best_model", bm);
+
+  // Each group's representative: the fold with the lowest test RMSE among those whose test sites all lie in
+  // the group (LOSO within groups: every fold). Without `groups`, one group "all" holding best_model.
+  std::vector<std::pair<std::string, std::shared_ptr<Model>>> members;
+  if (!ctx.has_input("groups")) {
+    members.emplace_back("all", bm);
+  } else {
+    const auto labels = group_labels(ctx.table("groups"), ctx.param<std::string>("group_column"), "groups");
+    std::map<std::string, std::size_t> best_of;
+    std::vector<std::string> mixed;
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+      std::set<std::string> gs;
+      for (std::size_t s = 0; s < S; ++s)
+        for (std::size_t t = 0; t < T; ++t)
+          if (std::isfinite(outcomes[i].pred[s * T + t])) {
+            auto it = labels.find(raw.sites[s]);
+            gs.insert(it == labels.end() ? std::string("(none)") : it->second);
+            break;
+          }
+      if (gs.size() != 1 || *gs.begin() == "(none)") {
+        mixed.push_back(outcomes[i].name);
+        continue;
+      }
+      if (!std::isfinite(outcomes[i].test_rmse)) continue;
+      auto [it, fresh] = best_of.emplace(*gs.begin(), i);
+      if (!fresh && outcomes[i].test_rmse < outcomes[it->second].test_rmse) it->second = i;
+    }
+    if (!mixed.empty())
+      ctx.warn(std::to_string(mixed.size()) + " fold(s) test sites of several groups (or of none) and represent no group "
+               "(first: " + mixed.front() + ")");
+    if (best_of.empty()) throw NodeError("input 'groups': no fold tests the sites of a single group, so no group has a model");
+    for (const auto& [g, i] : best_of) {
+      auto m = i == best_i ? bm : model_artifact(outcomes[i].trained, cfg, opt, terms);
+      m->attrs["cv_fold"] = std::to_string(outcomes[i].fold);
+      m->attrs["cv_fold_name"] = outcomes[i].name;
+      members.emplace_back(g, m);
+      ctx.info("group " + g + ": fold " + outcomes[i].name + " (test RMSE " + std::to_string(outcomes[i].test_rmse) + ")");
+    }
+  }
+  ctx.set_output("group_models", make_bundle(members));
+}
+
+/// learn.predict with a learn.bundle: each site rolled out by its group's member (sites grouped per member, so
+/// each member's rollout is batched over its own sites).
+void predict_bundle(Context& ctx) {
+  if (!ctx.has_input("groups"))
+    throw NodeError("input 'model' is a learn.bundle (one model per group): connect 'groups' to say each site's group");
+  if (ctx.has_input("split")) throw NodeError("input 'split' is not supported with a learn.bundle model");
+  const auto members = bundle_members(ctx.model("model"));
+  const auto labels = group_labels(ctx.table("groups"), ctx.param<std::string>("group_column"), "groups");
+  const Rollout mode = ctx.param<std::string>("mode") == "stateful" ? Rollout::Stateful : Rollout::Windowed;
+  set_threads(torch_threads(ctx, ctx.threads()));
+  std::vector<double> pred;
+  std::optional<Frame> whole;
+  std::optional<Config> first_cfg;
+  std::vector<char> done;
+  std::size_t skipped = 0, gap_days = 0;
+  for (const auto& [group, model] : members) {
+    Loaded l = from_model(model);
+    const Frame raw = assemble(ctx, l.cfg);
+    const std::size_t S = raw.n_sites(), T = raw.n_times();
+    if (!whole) {
+      whole = raw;
+      first_cfg = l.cfg;
+      pred.assign(S * T, kNaN);
+      done.assign(S, 0);
+    }
+    std::vector<std::size_t> idx;
+    for (std::size_t s = 0; s < S; ++s) {
+      auto it = labels.find(raw.sites[s]);
+      if (it != labels.end() && it->second == group) idx.push_back(s);
+    }
+    if (idx.empty()) continue;
+    const Frame part = take_sites(raw, idx);
+    const Frame nf = normalise(part, l.norm, l.cfg);
+    const auto start = start_days(part, l.cfg, nullptr, ctx.param<std::string>("start"));
+    RolloutStats stats;
+    auto p = rollout(l.net, nf, l.cfg, start, mode, &stats);
+    skipped += stats.skipped_sites.size();
+    gap_days += stats.gap_days;
+    const double m = l.norm.mean[0], sd = l.norm.std[0];
+    for (std::size_t j = 0; j < idx.size(); ++j) {
+      done[idx[j]] = 1;
+      for (std::size_t t = 0; t < T; ++t) pred[idx[j] * T + t] = p[j * T + t] * sd + m;
+    }
+    ctx.info("group " + group + ": " + std::to_string(idx.size()) + " site(s)");
+  }
+  std::vector<std::string> left;
+  for (std::size_t s = 0; s < done.size(); ++s)
+    if (!done[s]) left.push_back(whole->sites[s]);
+  if (!left.empty()) {
+    std::set<std::string> known;
+    for (const auto& m : members) known.insert(m.first);
+    std::string groups;
+    for (const auto& g : known) groups += (groups.empty() ? "" : ", ") + g;
+    throw NodeError(std::to_string(left.size()) + " site(s) have no group in 'groups' or a group the bundle has no model "
+                    "for (it has: " + groups + "); first: " + left.front() +
+                    (labels.count(left.front()) ? " (group " + labels.at(left.front()) + ")" : " (no group)"));
+  }
+  if (skipped) ctx.warn(std::to_string(skipped) + " site(s) not predicted: no observed target in their first window");
+  if (gap_days)
+    ctx.warn(std::to_string(gap_days) + " site-days predicted NaN because inputs were missing after gap filling");
+  Norm identity;
+  identity.mean.assign(1, 0.0);
+  identity.std.assign(1, 1.0);
+  ctx.set_output("prediction", prediction_dataset(*whole, *first_cfg, identity, std::move(pred), ctx.dataset("target"), mode));
 }
 
 void run_search(Context& ctx) {
@@ -929,7 +1146,7 @@ COUPLET_PLUGIN("learn", "0.1.0") {
 
   {
     auto cv = plugin.node("learn.cv");
-    cv.version("1")
+    cv.version("2")  // 2: input groups, output group_models
         .summary("Cross-validation: trains one model per fold of a split (e.g. leave-one-site-out), predicts each "
                  "fold's test role by rollout, returns one prediction of all tested sites")
         .doc("For every fold of `split` (docs/splits.md; e.g. split.loso: one fold per held-out site): the "
@@ -969,7 +1186,7 @@ COUPLET_PLUGIN("learn", "0.1.0") {
   }
 
   plugin.node("learn.predict")
-      .version("3")  // 3: a test site without an observation in its first window starts at the first seeded day
+      .version("4")  // 4: learn.bundle models with input groups
       .summary("Predicts the target by iterative single-step rollout of a learn model")
       .doc("For each site, the `seq_len` days before the first predicted day seed the window with the "
            "observed target (gaps filled linearly inside the window; a window without any observation skips "
@@ -990,7 +1207,11 @@ COUPLET_PLUGIN("learn", "0.1.0") {
       .optional_input("physics", ArtifactKind::Dataset, "(site, time): PB variables for learn.pgdl (default: `features`)")
       .optional_input("statics", ArtifactKind::Dataset, "(site): the static variables the model was trained on")
       .optional_input("split", ArtifactKind::Table, "folds (docs/splits.md): predict the test role of `fold`")
+      .optional_input("groups", ArtifactKind::Table,
+                      "site and `group_column`: with a learn.bundle model (learn.cv's group_models), each site is "
+                      "predicted by its group's model (e.g. cluster.search_init's assignment over grid cells)")
       .output("prediction", ArtifactKind::Dataset, "(site, time): the predicted target, named like it, float32")
+      .param(param_string("group_column", "cluster", "column of `groups` holding the group"))
       .param(param_string("mode", "windowed", "rollout: re-feed the last k days, or carry the LSTM state")
                  .one_of({"windowed", "stateful"}))
       .param(param_int("fold", 0, "fold of `split` whose test role is predicted").at_least(0))
@@ -998,6 +1219,8 @@ COUPLET_PLUGIN("learn", "0.1.0") {
       .param(param_date("start", "", "first predicted day (YYYY-MM-DD); empty = the first day with a full window "
                                      "(or each test site's first test day with `split`)"))
       .run([](Context& ctx) {
+        if (ctx.model("model").type == kBundleType) return predict_bundle(ctx);
+        if (ctx.has_input("groups")) ctx.warn("input 'groups' is ignored: the model is one " + ctx.model("model").type + ", not a learn.bundle");
         Loaded l = from_model(ctx.model("model"));
         const Frame raw = assemble(ctx, l.cfg);
         const Frame nf = normalise(raw, l.norm, l.cfg);
@@ -1022,4 +1245,5 @@ COUPLET_PLUGIN("learn", "0.1.0") {
       });
 
   for (const char* type : {"learn.lstm", "learn.fcnn", "learn.pgdl"}) plugin.model_type({type, &make_predictor, {}, {}});
+  plugin.model_type({kBundleType, {}, {}, {}});  // applied by learn.predict with `groups`
 }

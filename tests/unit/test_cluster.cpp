@@ -196,3 +196,125 @@ TEST_CASE("cluster: bad requests are refused with the reason") {
   CHECK_THROWS_WITH_AS(cluster::standardise(r, {"Pr", "LAI"}), doctest::Contains("'Pr' is not finite"),
                        std::invalid_argument);
 }
+
+// ---- searches, checks and regional helpers ------------------------------------------------------------
+
+#include "cluster/regional.hpp"
+#include "cluster/search.hpp"
+
+TEST_CASE("cluster: search_init keeps only feasible candidates and picks the best exact silhouette among the refined") {
+  std::vector<int> truth;
+  Points p = blobs(kCentres, 60, 1.2, 21, &truth);
+  cluster::add_row_copy(p);
+  // Stations: 12 points of blob 0, 3 of each other blob (interleaved order: point i is in blob i % 4).
+  std::vector<std::size_t> sites, taken(4, 0);
+  for (std::size_t i = 0; i < p.n; ++i)
+    if (taken[i % 4] < (i % 4 == 0 ? 12u : 3u)) {
+      sites.push_back(i);
+      ++taken[i % 4];
+    }
+  REQUIRE(sites.size() == 21);
+  cluster::SearchConfig cfg;
+  cfg.kmeans.k = 4;
+  cfg.kmeans.algorithm = cluster::Algorithm::MiniBatch;
+  cfg.kmeans.batch_size = 64;
+  cfg.candidates = 40;
+  cfg.refine = 5;
+  cfg.min_sites = 3;
+  cfg.threads = 2;
+  const auto r = cluster::search_init(p, sites, cfg, 9);
+  REQUIRE(r.feasible >= 1);
+  std::size_t refined = 0;
+  for (const auto& c : r.candidates) {
+    CHECK(c.feasible == (c.min_sites >= 3));
+    if (!std::isnan(c.exact)) {
+      ++refined;
+      CHECK(c.feasible);
+      CHECK(c.exact <= r.candidates[r.best].exact);
+    }
+  }
+  CHECK(refined == std::min<std::size_t>(5, r.feasible));
+  std::vector<std::size_t> per(4, 0);
+  for (auto s : sites) ++per[static_cast<std::size_t>(r.clustering.labels[s])];
+  for (auto n : per) CHECK(n >= 3);
+  CHECK(r.silhouette_per_point.size() == p.n);
+  // The same search on one thread gives the same result; a constraint nobody meets is an error.
+  cfg.threads = 1;
+  const auto r1 = cluster::search_init(p, sites, cfg, 9);
+  CHECK(r1.best == r.best);
+  CHECK(r1.clustering.labels == r.clustering.labels);
+  cfg.min_sites = 6;
+  CHECK_THROWS_WITH_AS(cluster::search_init(p, sites, cfg, 9), doctest::Contains("puts at least 6 sites"), std::runtime_error);
+}
+
+TEST_CASE("cluster: select_k picks the number of separated blobs") {
+  Points p = blobs(kCentres, 80, 0.5, 4);
+  cluster::add_row_copy(p);
+  cluster::SelectKConfig cfg;
+  cfg.k_min = 2;
+  cfg.k_max = 7;
+  cfg.rounds = 6;
+  cfg.kmeans.algorithm = cluster::Algorithm::MiniBatch;
+  cfg.kmeans.batch_size = 64;
+  cfg.threads = 2;
+  const auto r = cluster::select_k(p, cfg, 3);
+  CHECK(r.k == 4);
+  CHECK(r.best_k.size() == 6);
+  cfg.score = cluster::Score::Exact;
+  CHECK(cluster::select_k(p, cfg, 3).k == 4);
+}
+
+TEST_CASE("cluster: pairwise r within clusters and one-way ANOVA match hand and scipy values") {
+  // Three sites over 4 days: sites 0 and 1 move together (r = 1), site 2 against them (r = -1).
+  const std::vector<double> v = {1, 2, 3, 4, 2, 4, 6, 8, 4, 3, 2, 1};
+  const auto pr = cluster::pairwise_r(v, 3, 4, {0, 0, 1}, 2, 2, 2);
+  CHECK(pr.within_pairs == 1);
+  CHECK(pr.within == doctest::Approx(1.0));
+  CHECK(pr.all_pairs == 3);
+  CHECK(pr.all == doctest::Approx(-1.0 / 3));
+  // Gaps: only common days count; a pair below min_overlap is left out.
+  std::vector<double> g = v;
+  g[4] = NAN;
+  g[5] = NAN;
+  g[6] = NAN;
+  CHECK(cluster::pairwise_r(g, 3, 4, {0, 0, 1}, 2, 2, 1).within_pairs == 0);
+  // scipy.stats.f_oneway([1,2,3],[4,5,6.5]) = (11.645161290322573, 0.02696531973705313)
+  const auto a = cluster::one_way_anova({1, 2, 3, 4, 5, 6.5, NAN}, {0, 0, 0, 1, 1, 1, 1}, 3);
+  CHECK(a.groups == 2);
+  CHECK(a.f == doctest::Approx(11.645161290322573).epsilon(1e-12));
+  CHECK(a.p == doctest::Approx(0.02696531973705313).epsilon(1e-9));
+}
+
+TEST_CASE("cluster: neighbour fill, per-cluster regression and the eligibility rule") {
+  // Four cells on a line of longitude 1 degree apart; day 1 of cell 0 is missing.
+  const std::vector<double> lat = {40, 41, 42, 45}, lon = {-100, -100, -100, -100};
+  const auto nb = cluster::nearest_cells(lat, lon, 2, 200, 2);
+  CHECK(nb[0] == std::vector<std::size_t>{1});  // cell 2 is 222 km away
+  CHECK(std::set<std::size_t>(nb[1].begin(), nb[1].end()) == std::set<std::size_t>{0, 2});
+  CHECK(nb[3].empty());  // 333 km from the nearest: beyond max_km
+  std::vector<double> v = {0.1, NAN, 0.3, 0.2, 0.25, NAN, 0.3, NAN, NAN, 0.5, NAN, 0.6};  // 4 cells x 3 days
+  std::size_t filled = 0;
+  const std::size_t left = cluster::fill_from_neighbours(v, 3, 0, 3, nb, &filled);
+  CHECK(v[1] == 0.25);       // cell 0 day 1 from cell 1
+  CHECK(v[5] == 0.3);        // cell 1 day 2 from cell 0 (nearest), observed
+  CHECK(std::isnan(v[10]));  // cell 3 has no neighbour
+  CHECK(left + filled == 5);
+  // y = 0.05 + 2x exactly on the cells fitted.
+  std::vector<double> pred = {0.1, 0.2, 0.3, 0.15, 0.25, 0.35}, ref(6);
+  for (std::size_t i = 0; i < 6; ++i) ref[i] = 0.05 + 2 * pred[i];
+  const auto f = cluster::fit_linear(pred, ref, 3, {0, 1});
+  CHECK(f.fitted);
+  CHECK(f.slope == doctest::Approx(2));
+  CHECK(f.intercept == doctest::Approx(0.05));
+  CHECK(f.r2 == doctest::Approx(1));
+  // Eligibility: half of the days valid and sd ≥ 0.02 → r; a flat reference → no r.
+  const std::vector<double> p = {0.1, 0.2, 0.3, 0.4}, r = {0.12, NAN, 0.33, 0.41}, flat = {0.3, 0.3, NAN, 0.3};
+  const auto s = cluster::score_cell(p.data(), r.data(), 4, 0.5, 0.02);
+  CHECK(s.eligible);
+  CHECK(s.valid_ratio == doctest::Approx(0.75));
+  CHECK(std::isfinite(s.r));
+  const auto sf = cluster::score_cell(p.data(), flat.data(), 4, 0.5, 0.02);
+  CHECK_FALSE(sf.eligible);
+  CHECK(std::isnan(sf.r));
+  CHECK(std::isfinite(sf.rmse));
+}

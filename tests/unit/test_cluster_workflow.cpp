@@ -4,6 +4,8 @@
 #include "common.hpp"
 
 #include <couplet/framework/store.hpp>
+#include <couplet/series.hpp>
+#include <couplet/time.hpp>
 
 #include <doctest/doctest.h>
 
@@ -138,4 +140,61 @@ TEST_CASE("cluster workflow: infeasible constraints, bad columns and unknown sta
   o = run(tmp, "r6", 2, "--set kmeans.k=96");
   CHECK(o.code != 0);
   CHECK_MESSAGE(testutil::contains(o.text, "parameter 'k' = 96 needs more than 96 sites"), o.text);
+}
+
+TEST_CASE("cluster workflow: workflows/cluster_regional.toml, small: clusters, per-cluster models, grid rollout, evaluation") {
+  TempDir tmp("cluster-regional");
+  const std::string workflow = std::string(COUPLET_SOURCE_DIR) + "/workflows/cluster_regional.toml";
+  std::string small =
+      "--set world.rows=8 --set world.cols=12 --set world.days=731 --set truth.obs_days=366 --set stations.n=24 "
+      "--set select_k.rounds=8 --set select_k.k_max=3 --set clusters.candidates=100 --set clusters.min_sites=6 ";
+  for (const char* n : {"dl", "pgdl"})
+    small += std::string("--set ") + n + ".epochs=2 --set " + n + ".hidden=4 --set " + n + ".seq_len=10 --set " + n +
+             ".patience=1 ";
+  small += "--set pgdl.fc_hidden=4 --set window.window=10 --set window.max_distance_km=800.0 ";  // cells ~400 km apart
+  const auto o = testutil::run(cli() + " --plugin-path " + COUPLET_PLUGIN_DIR + " run -q -t 2 " + small + "--runs-dir " +
+                               (tmp.path / "a").string() + " " + workflow);
+  INFO(o.text);
+  REQUIRE(o.code == 0);
+  const fs::path art = tmp.path / "a/cluster_regional/latest/artifacts";
+  const int k = static_cast<int>(table(art, "select_k/choice.h5")->numbers("k")[0]);
+  CHECK(table(art, "clusters/summary.h5")->numbers("k")[0] == k);
+  // One representative model per cluster in each bundle.
+  auto bundle = std::dynamic_pointer_cast<const Model>(store::read_artifact(art / "dl/group_models.h5"));
+  REQUIRE(bundle);
+  CHECK(bundle->type == "learn.bundle");
+  CHECK(bundle->attrs.at("groups") == std::to_string(k));
+  // The grid rollout: every cell with a window value is predicted from the window's end on, nothing before.
+  auto pred = std::dynamic_pointer_cast<const Dataset>(store::read_artifact(art / "pgdl_grid/prediction.h5"));
+  auto window = std::dynamic_pointer_cast<const Dataset>(store::read_artifact(art / "window/window.h5"));
+  REQUIRE(pred);
+  REQUIRE(window);
+  const auto p = series::read_site_series(*pred, "SSM"), w = series::read_site_series(*window, "SSM");
+  CHECK(p.n_sites() == 96);
+  std::size_t predicted = 0, seeded = 0;
+  for (std::size_t c = 0; c < p.n_sites(); ++c) {
+    bool any_w = false, any_p = false, early = false;
+    for (std::size_t t = 0; t < w.n_times(); ++t) any_w |= std::isfinite(w.row(c)[t]);
+    for (std::size_t t = 0; t < p.n_times(); ++t) {
+      any_p |= std::isfinite(p.row(c)[t]);
+      early |= std::isfinite(p.row(c)[t]) && p.time[t] < parse_date("2016-04-01");
+    }
+    CHECK_FALSE(early);
+    seeded += any_w;
+    predicted += any_p;
+  }
+  CHECK(seeded > 80);
+  CHECK(predicted == seeded);
+  // Post-calibration fitted every cluster; evaluations are finite, against the reference and the truth.
+  const auto coef = table(art, "pgdl_grid_cal/coefficients.h5");
+  CHECK(coef->rows() == static_cast<std::size_t>(k));
+  for (double f : coef->numbers("fitted")) CHECK(f == 1);
+  for (const char* e : {"eval_pb", "eval_dl", "eval_pgdl", "truth_pb", "truth_dl", "truth_pgdl"}) {
+    INFO(e);
+    const auto s = table(art, std::string(e) + "/summary.h5");
+    CHECK(std::isfinite(s->numbers("rmse")[0]));
+    CHECK(s->numbers("eligible")[0] > 0);
+  }
+  CHECK(table(art, "truth_pb/latitude.h5")->rows() >= 3);
+  CHECK(std::isfinite(table(art, "violations_pgdl/summary.h5")->numbers("mean_violation_days")[0]));
 }
