@@ -895,6 +895,18 @@ void run_evaluate(Context& ctx) {
            std::to_string(static_cast<long>(wn)) + " eligible of " + std::to_string(ns) + " cells");
 }
 
+
+// Ports and parameters shared by cluster.post_calibrate and cluster.evaluate (read by read_pair, groups_for).
+template <class B> B& paired_ports(B& b, const std::string& ratio_doc) {
+  return b.input("prediction", ArtifactKind::Dataset, "(site, time) prediction over cells")
+      .input("reference", ArtifactKind::Dataset, "(site, time) gridded reference (or the truth, in a synthetic world)")
+      .input("groups", ArtifactKind::Table, "site and group_column (cluster.search_init's assignment)")
+      .param(param_string("variable", "SSM", "variable of `reference` (and of an output prediction)"))
+      .param(param_string("pred_variable", "", "variable of `prediction`; empty = variable"))
+      .param(param_string("group_column", "cluster", "column of `groups`"))
+      .param(param_float("min_valid_ratio", 0.5, ratio_doc).bounds(0, 1));
+}
+
 }  // namespace
 
 COUPLET_PLUGIN("cluster", "0.1.0") {
@@ -1000,44 +1012,30 @@ COUPLET_PLUGIN("cluster", "0.1.0") {
       .param(param_float("max_distance_km", 300, "neighbours farther than this are not used").at_least(0))
       .run(run_initial_window);
 
-  plugin.node("cluster.post_calibrate")
-      .summary("Per-cluster linear post-calibration of a gridded prediction against a reference")
+  auto pc = plugin.node("cluster.post_calibrate");
+  pc.summary("Per-cluster linear post-calibration of a gridded prediction against a reference")
       .doc("For each cluster, ordinary least squares reference = intercept + slope · prediction over the cell-days of "
            "the cluster's cells whose valid ratio (reference days / predicted days) is at least min_valid_ratio; "
            "applied to every cell of the cluster (the paper's post-calibration of DL and PGDL). A cluster without "
            "enough pairs stays uncalibrated, with a warning.")
-      .input("prediction", ArtifactKind::Dataset, "(site, time) prediction over cells")
-      .input("reference", ArtifactKind::Dataset, "(site, time) gridded reference")
-      .input("groups", ArtifactKind::Table, "site and group_column (cluster.search_init's assignment)")
       .output("prediction", ArtifactKind::Dataset, "(site, time) the calibrated prediction, float32")
-      .output("coefficients", ArtifactKind::Table, "cluster, intercept, slope, r2, cells, pairs, fitted")
-      .param(param_string("variable", "SSM", "variable of `reference` (and of the output)"))
-      .param(param_string("pred_variable", "", "variable of `prediction`; empty = variable"))
-      .param(param_string("group_column", "cluster", "column of `groups`"))
-      .param(param_float("min_valid_ratio", 0.5, "cells fitted need at least this share of reference days").bounds(0, 1))
-      .run(run_post_calibrate);
+      .output("coefficients", ArtifactKind::Table, "cluster, intercept, slope, r2, cells, pairs, fitted");
+  paired_ports(pc, "cells fitted need at least this share of reference days").run(run_post_calibrate);
 
-  plugin.node("cluster.evaluate")
-      .summary("Per-cell RMSE and r against a gridded reference, cluster means weighted by cells, latitude profile")
+  auto ev = plugin.node("cluster.evaluate");
+  ev.summary("Per-cell RMSE and r against a gridded reference, cluster means weighted by cells, latitude profile")
       .doc("Per cell over its predicted days in start..end: RMSE where both exist; Pearson r only for eligible cells (valid ratio ≥ "
            "min_valid_ratio and reference sd ≥ min_std, the paper's rule). Cluster means of RMSE (over cells with "
            "pairs) and r (over eligible cells); the summary weights the cluster means by those counts (the paper's "
            "equation 7). With `statics`, means per latitude band of lat_band degrees.")
-      .input("prediction", ArtifactKind::Dataset, "(site, time) prediction over cells")
-      .input("reference", ArtifactKind::Dataset, "(site, time) gridded reference (or the truth, in a synthetic world)")
-      .input("groups", ArtifactKind::Table, "site and group_column")
       .optional_input("statics", ArtifactKind::Dataset, "(site) lat of the cells, for the latitude profile")
       .output("per_cell", ArtifactKind::Table, "site, cluster, lat, n, valid_ratio, ref_std, rmse, r, eligible")
       .output("per_cluster", ArtifactKind::Table, "cluster, cells, eligible, rmse, r")
       .output("summary", ArtifactKind::Table, "cells, eligible, rmse, r (weighted cluster means)")
       .output("latitude", ArtifactKind::Table, "lat_min, lat_max, cells, rmse, r")
-      .param(param_string("variable", "SSM", "variable of `reference`"))
-      .param(param_string("pred_variable", "", "variable of `prediction`; empty = variable"))
-      .param(param_string("group_column", "cluster", "column of `groups`"))
-      .param(param_float("min_valid_ratio", 0.5, "r only for cells with at least this share of reference days").bounds(0, 1))
       .param(param_float("min_std", 0.02, "r only for cells whose reference varies at least this much").at_least(0).in_units("m3 m-3"))
       .param(param_float("lat_band", 5.0, "width of the latitude bands").at_least(0.01).in_units("degrees"))
       .param(param_date("start", "", "first day evaluated; empty = the prediction's first"))
-      .param(param_date("end", "", "last day evaluated; empty = the prediction's last"))
-      .run(run_evaluate);
+      .param(param_date("end", "", "last day evaluated; empty = the prediction's last"));
+  paired_ports(ev, "r only for cells with at least this share of reference days").run(run_evaluate);
 }

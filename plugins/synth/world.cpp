@@ -16,15 +16,6 @@ namespace {
 
 constexpr double kTwoPi = 2 * tem_wbm::kPi;
 
-std::uint64_t splitmix64(std::uint64_t& x) {
-  std::uint64_t z = (x += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
 void plane(double lat, double lon, double& x, double& y) {
   x = lon * std::cos(lat * tem_wbm::kPi / 180);
   y = lat;
@@ -43,24 +34,6 @@ constexpr std::uint32_t kAbort = tem_wbm::kFlagSubstepLimit | tem_wbm::kFlagNonF
 }  // namespace
 
 // ---- random numbers ---------------------------------------------------------------------------------
-
-Rng::Rng(std::uint64_t seed) {
-  for (auto& s : s_) s = splitmix64(seed);
-}
-
-std::uint64_t Rng::next() {
-  const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const std::uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
-
-double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
 double Rng::normal() {
   if (has_spare_) {

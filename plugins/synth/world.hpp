@@ -8,6 +8,7 @@
 // on any thread, with the same result.
 #pragma once
 
+#include "common/rng.hpp"
 #include "tem_wbm/model.hpp"
 
 #include <cstddef>
@@ -21,14 +22,14 @@ namespace couplet::synth {
 /// unlike the std:: distributions).
 class Rng {
  public:
-  explicit Rng(std::uint64_t seed);
-  std::uint64_t next();
-  double uniform();  ///< [0, 1)
+  explicit Rng(std::uint64_t seed) : gen_(seed) {}
+  std::uint64_t next() { return gen_.next(); }
+  double uniform() { return gen_.uniform(); }  ///< [0, 1)
   double normal();   ///< N(0, 1), Box–Muller (the second value is kept for the next call)
   double gamma(double shape);  ///< Gamma(shape, 1), Marsaglia–Tsang
 
  private:
-  std::uint64_t s_[4];
+  random::Xoshiro256 gen_;
   double spare_ = 0;
   bool has_spare_ = false;
 };

@@ -177,7 +177,7 @@ TEST_CASE("cluster workflow: workflows/cluster_regional.toml, small: clusters, p
     for (std::size_t t = 0; t < w.n_times(); ++t) any_w |= std::isfinite(w.row(c)[t]);
     for (std::size_t t = 0; t < p.n_times(); ++t) {
       any_p |= std::isfinite(p.row(c)[t]);
-      early |= std::isfinite(p.row(c)[t]) && p.time[t] < parse_date("2016-04-01");
+      early |= std::isfinite(p.row(c)[t]) && p.time[t] < parse_date("2016-06-01");
     }
     CHECK_FALSE(early);
     seeded += any_w;

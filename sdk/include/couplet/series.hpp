@@ -186,41 +186,15 @@ inline std::int64_t date_param(const std::string& param, const std::string& valu
 
 /// Rows [begin, begin + count) along `dim` of every variable that uses `dim` (at any axis; the others
 /// whole), with the attributes: the in-memory twin of Context::input_rows for a Dataset written whole.
+inline Dataset take_rows(const Dataset& ds, const std::string& dim, const std::vector<std::size_t>& index);
+
 inline Dataset slice_rows(const Dataset& ds, const std::string& dim, std::size_t begin, std::size_t count) {
   if (!ds.has_dim(dim) || begin > ds.dim(dim) || count > ds.dim(dim) - begin)
     throw std::out_of_range("rows " + std::to_string(begin) + "+" + std::to_string(count) + " outside dimension '" +
                             dim + "'");
-  Dataset out;
-  out.attrs = ds.attrs;
-  for (const auto& v : ds.variables()) {
-    const int axis = v.axis(dim);
-    if (axis < 0) {
-      out.add(v);
-      continue;
-    }
-    auto shape = v.shape();
-    std::size_t outer = 1, inner = 1;
-    for (int i = 0; i < axis; ++i) outer *= shape[static_cast<std::size_t>(i)];
-    for (std::size_t i = static_cast<std::size_t>(axis) + 1; i < shape.size(); ++i) inner *= shape[i];
-    const std::size_t n = shape[static_cast<std::size_t>(axis)];
-    shape[static_cast<std::size_t>(axis)] = count;
-    auto cut = [&](const auto& vals) {
-      using T = typename std::decay_t<decltype(vals)>::value_type;
-      std::vector<T> part;
-      part.reserve(outer * count * inner);
-      for (std::size_t o = 0; o < outer; ++o) {
-        const auto first = vals.begin() + static_cast<std::ptrdiff_t>((o * n + begin) * inner);
-        part.insert(part.end(), first, first + static_cast<std::ptrdiff_t>(count * inner));
-      }
-      return part;
-    };
-    switch (v.dtype()) {
-      case DType::Float64: out.add(Variable(v.name(), v.dims(), shape, cut(v.values<double>()), v.attrs())); break;
-      case DType::Float32: out.add(Variable(v.name(), v.dims(), shape, cut(v.values<float>()), v.attrs())); break;
-      default: out.add(Variable(v.name(), v.dims(), shape, cut(v.values<std::string>()), v.attrs())); break;
-    }
-  }
-  return out;
+  std::vector<std::size_t> index(count);
+  for (std::size_t i = 0; i < count; ++i) index[i] = begin + i;
+  return take_rows(ds, dim, index);
 }
 
 /// The rows `index` (in that order, repeats allowed) of every variable of `ds` that has dimension `dim`;
