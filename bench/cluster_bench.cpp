@@ -94,7 +94,8 @@ int main(int argc, char** argv) {
   write_labels(out + "/labels_one.i32", one.labels);
   auto t0 = Clock::now();
   const double s_exact = cluster::silhouette(p, one.labels, threads);
-  std::printf("exact_silhouette = %.12f\nexact_silhouette_s = %.3f\n", s_exact, seconds_since(t0));
+  const double exact_s = seconds_since(t0);
+  std::printf("exact_silhouette = %.12f\nexact_silhouette_s = %.3f\n", s_exact, exact_s);
 
   // 2. The search loop: MiniBatch + centre silhouette per candidate; min_sites 0 (every candidate feasible),
   //    refine 1 (one exact silhouette at the end, timed separately above).
@@ -108,8 +109,11 @@ int main(int argc, char** argv) {
   const auto search = cluster::search_init(p, {}, sc, 2026);
   const double search_s = seconds_since(t0);
   double steps = 0;
+  // search_s includes the one exact silhouette of the refine step; the per-initialisation cost leaves it out,
+  // and the paper-scale figure adds the default refine (10 exact silhouettes).
+  const double per_init = (search_s - exact_s) / static_cast<double>(inits);
   std::printf("search_inits = %zu\nsearch_s = %.3f\nsearch_ms_per_init = %.3f\npaper_100000_inits_min = %.2f\n", inits,
-              search_s, 1000 * search_s / static_cast<double>(inits), search_s / static_cast<double>(inits) * 1e5 / 60);
+              search_s, 1000 * per_init, (per_init * 1e5 + 10 * exact_s) / 60);
   std::printf("search_best_exact_silhouette = %.6f\n", search.candidates[search.best].exact);
   (void)steps;
 

@@ -896,6 +896,63 @@ void run_evaluate(Context& ctx) {
 }
 
 
+void run_regional_params(Context& ctx) {
+  const Table& params = ctx.table("params");
+  if (!params.has("site") || params.column("site").is_numeric())
+    throw NodeError("input 'params' needs a column 'site' of station names (as tem_wbm.calibrate writes)");
+  std::vector<std::string> columns = ctx.param<std::vector<std::string>>("columns");
+  for (const auto& c : columns)
+    if (!params.has(c) || !params.column(c).is_numeric())
+      throw NodeError("parameter 'columns': input 'params' has no numeric column '" + c + "'");
+  const auto& stations = params.strings("site");
+  int k_sites = 0, k_cells = 0;
+  const auto station_group = groups_for(ctx.table("site_clusters"), ctx.param<std::string>("group_column"), stations,
+                                        "site_clusters", &k_sites);
+  const Table& assignment = ctx.table("assignment");
+  if (!assignment.has("site") || assignment.column("site").is_numeric())
+    throw NodeError("input 'assignment' needs a column 'site' of cell names");
+  const auto& cells = assignment.strings("site");
+  const auto cell_group = groups_for(assignment, ctx.param<std::string>("group_column"), cells, "assignment", &k_cells);
+  const int k = std::max(k_sites, k_cells);
+  // Median over the cluster's stations of each parameter (NaN values, e.g. wetland-only parameters of upland
+  // stations, left out); a cluster without a value keeps NaN, which tem_wbm.simulate reads as "default".
+  std::vector<std::vector<double>> med(columns.size(), std::vector<double>(static_cast<std::size_t>(k), kNaN));
+  std::vector<double> n_st(static_cast<std::size_t>(k), 0);
+  for (std::size_t s = 0; s < stations.size(); ++s) n_st[static_cast<std::size_t>(station_group[s])] += 1;
+  for (std::size_t j = 0; j < columns.size(); ++j) {
+    const auto& v = params.numbers(columns[j]);
+    for (int g = 0; g < k; ++g) {
+      std::vector<double> x;
+      for (std::size_t s = 0; s < stations.size(); ++s)
+        if (station_group[s] == g && std::isfinite(v[s])) x.push_back(v[s]);
+      if (x.empty()) continue;
+      std::sort(x.begin(), x.end());
+      const std::size_t m = x.size();
+      med[j][static_cast<std::size_t>(g)] = m % 2 ? x[m / 2] : 0.5 * (x[m / 2 - 1] + x[m / 2]);
+    }
+  }
+  std::vector<std::string> empty;
+  for (int g = 0; g < k; ++g)
+    if (n_st[static_cast<std::size_t>(g)] == 0) empty.push_back(std::to_string(g));
+  if (!empty.empty())
+    ctx.warn("cluster(s) " + list_some(empty) + " hold no calibrated station: their cells keep the default parameters");
+  auto out = std::make_shared<Table>();
+  out->add_column("site", cells);
+  for (std::size_t j = 0; j < columns.size(); ++j) {
+    std::vector<double> v;
+    for (int g : cell_group) v.push_back(med[j][static_cast<std::size_t>(g)]);
+    out->add_column(columns[j], v, params.column(columns[j]).units, "median over the cluster's stations");
+  }
+  ctx.set_output("params", out);
+  auto per = std::make_shared<Table>();
+  std::vector<double> id;
+  for (int g = 0; g < k; ++g) id.push_back(g);
+  per->add_column("cluster", id);
+  per->add_column("stations", n_st);
+  for (std::size_t j = 0; j < columns.size(); ++j) per->add_column(columns[j], med[j], params.column(columns[j]).units);
+  ctx.set_output("per_cluster", per);
+}
+
 // Ports and parameters shared by cluster.post_calibrate and cluster.evaluate (read by read_pair, groups_for).
 template <class B> B& paired_ports(B& b, const std::string& ratio_doc) {
   return b.input("prediction", ArtifactKind::Dataset, "(site, time) prediction over cells")
@@ -1038,4 +1095,21 @@ COUPLET_PLUGIN("cluster", "0.1.0") {
       .param(param_date("start", "", "first day evaluated; empty = the prediction's first"))
       .param(param_date("end", "", "last day evaluated; empty = the prediction's last"));
   paired_ports(ev, "r only for cells with at least this share of reference days").run(run_evaluate);
+  plugin.node("cluster.regional_params")
+      .summary("Regionalises per-station model parameters: each cell gets the median of its cluster's stations")
+      .doc("For each cluster, the median over its stations (site_clusters) of every parameter column of `params` "
+           "(e.g. tem_wbm.calibrate's per-station parameters; NaN values left out), given to every cell of the "
+           "cluster (assignment). A cluster without a station value keeps NaN, which tem_wbm.simulate reads as its "
+           "default. The output feeds tem_wbm.simulate's `params` on the grid: the process-based model trained "
+           "per cluster, as the learned models are.")
+      .input("params", ArtifactKind::Table, "per station: site and the parameter columns")
+      .input("site_clusters", ArtifactKind::Table, "station and group_column (cluster.search_init's site_clusters)")
+      .input("assignment", ArtifactKind::Table, "cell and group_column (cluster.search_init's assignment)")
+      .output("params", ArtifactKind::Table, "per cell: site and the parameter columns (what tem_wbm.simulate's params takes)")
+      .output("per_cluster", ArtifactKind::Table, "cluster, stations and the medians")
+      .param(param_strings("columns",
+                           std::vector<std::string>{"theta_sat", "k_sat", "psi_sat", "b", "i_rmax", "g_max", "e_r", "q_drmax"},
+                           "parameter columns of `params`"))
+      .param(param_string("group_column", "cluster", "column of site_clusters and assignment"))
+      .run(run_regional_params);
 }
