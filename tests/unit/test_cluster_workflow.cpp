@@ -152,6 +152,7 @@ TEST_CASE("cluster workflow: workflows/cluster_regional.toml, small: clusters, p
     small += std::string("--set ") + n + ".epochs=2 --set " + n + ".hidden=4 --set " + n + ".seq_len=10 --set " + n +
              ".patience=1 ";
   small += "--set pgdl.fc_hidden=4 --set window.window=10 --set window.max_distance_km=800.0 ";  // cells ~400 km apart
+  small += "--set pb_calibrate.max_evaluations=20 --set pb_calibrate.polish=false ";
   const auto o = testutil::run(cli() + " --plugin-path " + COUPLET_PLUGIN_DIR + " run -q -t 2 " + small + "--runs-dir " +
                                (tmp.path / "a").string() + " " + workflow);
   INFO(o.text);
@@ -189,7 +190,15 @@ TEST_CASE("cluster workflow: workflows/cluster_regional.toml, small: clusters, p
   const auto coef = table(art, "pgdl_grid_cal/coefficients.h5");
   CHECK(coef->rows() == static_cast<std::size_t>(k));
   for (double f : coef->numbers("fitted")) CHECK(f == 1);
-  for (const char* e : {"eval_pb", "eval_dl", "eval_pgdl", "truth_pb", "truth_dl", "truth_pgdl"}) {
+  // PB per cluster: every cell gets its cluster's median of the stations' calibrated parameters.
+  const auto params = table(art, "pb_params/params.h5");
+  const auto per_cluster = table(art, "pb_params/per_cluster.h5");
+  CHECK(params->rows() == 96);
+  const auto assignment = table(art, "clusters/assignment.h5");  // named: numbers() refers into it
+  const auto& assigned = assignment->numbers("cluster");
+  for (std::size_t c = 0; c < 96; ++c)
+    CHECK(params->numbers("theta_sat")[c] == per_cluster->numbers("theta_sat")[static_cast<std::size_t>(assigned[c])]);
+  for (const char* e : {"eval_pb", "eval_pb_cal", "eval_dl", "eval_pgdl", "truth_pb", "truth_pb_cal", "truth_dl", "truth_pgdl"}) {
     INFO(e);
     const auto s = table(art, std::string(e) + "/summary.h5");
     CHECK(std::isfinite(s->numbers("rmse")[0]));
