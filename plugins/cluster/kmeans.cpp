@@ -368,8 +368,10 @@ KMeansResult minibatch(const Points& p, const KMeansConfig& cfg, Xoshiro256& rng
   r.k = k;
   r.d = d;
   {
+    // scikit-learn 1.2: 3 · batch_size points, 3 · k when that is fewer than k, at most n.
     std::size_t init_size = cfg.init_size ? cfg.init_size : 3 * batch;
-    init_size = std::min(n, std::max(init_size, kk));
+    if (init_size < kk) init_size = 3 * kk;
+    init_size = std::min(n, init_size);
     std::vector<std::size_t> idx(init_size);
     if (init_size == n) std::iota(idx.begin(), idx.end(), 0);
     else
@@ -392,7 +394,8 @@ KMeansResult minibatch(const Points& p, const KMeansConfig& cfg, Xoshiro256& rng
   b.d = d;
   b.x.assign(b.n * d, 0.0);
   std::vector<int> lab(batch);
-  const auto n_steps = static_cast<long long>(std::ceil(static_cast<double>(cfg.max_iter) * n / batch));
+  const auto n_steps = std::max<long long>(1, static_cast<long long>(cfg.max_iter) * static_cast<long long>(n) /
+                                                  static_cast<long long>(batch));  // floor, as scikit-learn
   const double alpha = std::min(1.0, 2.0 * static_cast<double>(batch) / (static_cast<double>(n) + 1));
   double ewa = 0, ewa_min = std::numeric_limits<double>::infinity();
   int no_improvement = 0;
@@ -433,10 +436,11 @@ KMeansResult minibatch(const Points& p, const KMeansConfig& cfg, Xoshiro256& rng
     }
     r.iterations = static_cast<int>(step + 1);
     // scikit-learn's early stop: an exponentially weighted average of the batch inertia per point that has not
-    // improved for max_no_improvement steps.
+    // improved for max_no_improvement steps. The first step is ignored (its inertia is the initialisation's);
+    // the average starts at the second.
     const double inertia = inertia_sum / static_cast<double>(batch);
-    ewa = step == 0 ? inertia : ewa * (1 - alpha) + inertia * alpha;
     if (step == 0) continue;
+    ewa = step == 1 ? inertia : ewa * (1 - alpha) + inertia * alpha;
     if (ewa < ewa_min) {
       ewa_min = ewa;
       no_improvement = 0;
@@ -658,6 +662,7 @@ double simplified_silhouette(const Points& p, const std::vector<int>& labels, in
 
 double centre_silhouette(const Points& p, const std::vector<double>& centers, int k, std::vector<int>& labels,
                          int threads, double* inertia) {
+  if (k < 2) throw std::invalid_argument("the centre silhouette needs at least two centres");
   const std::size_t n = p.n;
   labels.resize(n);
   std::vector<double> d2(n), second(n);

@@ -343,7 +343,9 @@ void run_select_k(Context& ctx) {
       ctx.check_cancelled();
       ctx.progress(static_cast<double>(done), static_cast<double>(total), "runs");
     });
-  } catch (const std::invalid_argument& e) {
+  } catch (const NodeError&) {
+    throw;
+  } catch (const std::exception& e) {
     throw NodeError(e.what());
   }
   auto rounds = std::make_shared<Table>();
@@ -395,7 +397,11 @@ struct SiteCells {
 };
 
 SiteCells map_sites(const Context& ctx, const Features& f) {
-  if (f.lat.empty()) throw NodeError("input 'features' has no lat and lon columns: sites cannot be mapped to its rows");
+  std::size_t located = 0;
+  for (std::size_t i = 0; i < f.lat.size(); ++i) located += std::isfinite(f.lat[i]) && std::isfinite(f.lon[i]);
+  if (located == 0)
+    throw NodeError("input 'features' has no lat and lon values (its inputs had no coordinates): sites cannot be "
+                    "mapped to its rows");
   const Dataset& ds = ctx.dataset("sites");
   SiteCells m;
   m.sites = series::site_names(ds);
@@ -409,7 +415,7 @@ SiteCells map_sites(const Context& ctx, const Features& f) {
     double bd = std::numeric_limits<double>::infinity();
     for (std::size_t i = 0; i < f.lat.size(); ++i) {
       const double d = geo::great_circle_km(lat[s], lon[s], f.lat[i], f.lon[i]);
-      if (d < bd) {
+      if (d < bd) {  // false for NaN: rows without coordinates are never chosen
         bd = d;
         best = i;
       }
@@ -432,7 +438,8 @@ void run_search_init(Context& ctx) {
     if (!c.has("k") || !c.column("k").is_numeric() || c.rows() < 1)
       throw NodeError("input 'choice' needs a numeric column 'k' (as cluster.select_k's choice)");
     const double v = c.numbers("k")[0];
-    if (!(v >= 2) || v != std::floor(v)) throw NodeError("input 'choice': k = " + std::to_string(v) + " is not a whole number ≥ 2");
+    if (!(v >= 2 && v <= 1e6) || v != std::floor(v))
+      throw NodeError("input 'choice': k = " + std::to_string(v) + " is not a whole number in 2..1e6");
     k = static_cast<int>(v);
   }
   if (static_cast<std::size_t>(k) >= f.points.n)
@@ -454,7 +461,9 @@ void run_search_init(Context& ctx) {
       ctx.check_cancelled();
       ctx.progress(static_cast<double>(done), static_cast<double>(total), "initialisations");
     });
-  } catch (const std::runtime_error& e) {
+  } catch (const NodeError&) {
+    throw;
+  } catch (const std::exception& e) {
     throw NodeError(e.what());
   }
   const auto& best = r.candidates[r.best];
@@ -523,7 +532,7 @@ void run_checks(Context& ctx) {
       missing.push_back(names[i]);
       continue;
     }
-    if (!(label[i] >= 0) || label[i] != std::floor(label[i]))
+    if (!(label[i] >= 0 && label[i] < 1e6) || label[i] != std::floor(label[i]))
       throw NodeError("input 'site_clusters': site '" + names[i] + "' has cluster " + std::to_string(label[i]) +
                       " (expected 0, 1, 2, …)");
     cluster.push_back(static_cast<int>(label[i]));
@@ -545,12 +554,15 @@ void run_checks(Context& ctx) {
       const double x = values[s * nt + t];
       if (std::isnan(x)) continue;
       sum += x;
-      sq += x * x;
       ++n;
     }
     if (n >= 2) {
       mean[s] = sum / static_cast<double>(n);
-      sd[s] = std::sqrt(std::max(0.0, (sq - n * mean[s] * mean[s]) / static_cast<double>(n - 1)));
+      for (std::size_t t = 0; t < nt; ++t) {
+        const double x = values[s * nt + t];
+        if (!std::isnan(x)) sq += (x - mean[s]) * (x - mean[s]);
+      }
+      sd[s] = std::sqrt(sq / static_cast<double>(n - 1));
     }
   }
   const auto a_mean = cluster::one_way_anova(mean, cluster, k), a_sd = cluster::one_way_anova(sd, cluster, k);
@@ -609,7 +621,7 @@ std::vector<int> groups_for(const Table& t, const std::string& column, const std
   *k = 0;
   for (const auto& s : sites) {
     auto it = g.find(s);
-    if (it == g.end() || !(it->second >= 0) || it->second != std::floor(it->second)) {
+    if (it == g.end() || !(it->second >= 0 && it->second < 1e6) || it->second != std::floor(it->second)) {
       missing.push_back(s);
       out.push_back(-1);
       continue;
@@ -664,7 +676,10 @@ void run_initial_window(Context& ctx) {
     if (it == ref.time.end()) throw NodeError("parameter 'start' (" + start + ") is not a day of the reference");
     t1 = static_cast<std::size_t>(it - ref.time.begin());
   }
-  if (t1 < window || t1 > nt)
+  if (t1 >= nt)
+    throw NodeError("the reference has " + std::to_string(nt) + " day(s): none is left to predict after a " +
+                    std::to_string(window) + "-day window");
+  if (t1 < window)
     throw NodeError("the reference has " + std::to_string(t1) + " day(s) before the first predicted day; the window needs " +
                     std::to_string(window));
   const std::size_t t0 = t1 - window;
@@ -683,6 +698,8 @@ void run_initial_window(Context& ctx) {
     }
     lat.push_back(slat[it->second]);
     lon.push_back(slon[it->second]);
+    if (!std::isfinite(lat.back()) || !std::isfinite(lon.back()))
+      throw NodeError("input 'statics': cell '" + s + "' has no coordinates (lat/lon NaN)");
   }
   if (!missing.empty())
     throw NodeError("input 'statics' lacks " + std::to_string(missing.size()) + " of the reference's sites: " + list_some(missing));
@@ -820,7 +837,7 @@ void run_evaluate(Context& ctx) {
   per->add_column("ref_std", sd, p.units);
   per->add_column("rmse", rmse, p.units);
   per->add_column("r", r, "", "Pearson r; NaN unless eligible");
-  per->add_column("eligible", el, "", "valid_ratio ≥ min_valid_ratio and ref_std ≥ min_std");
+  per->add_column("eligible", el, "", "valid_ratio ≥ min_valid_ratio, ref_std ≥ min_std and n ≥ 3");
   ctx.set_output("per_cell", per);
 
   // Cluster means (RMSE over cells with pairs, r over eligible cells) and their weighted mean (equation 7:
@@ -847,7 +864,7 @@ void run_evaluate(Context& ctx) {
     const auto [rv, rn] = mean_of(idx, true);
     id.push_back(c);
     cells.push_back(static_cast<double>(idx.size()));
-    elig.push_back(rn);
+    elig.push_back(static_cast<double>(std::count_if(idx.begin(), idx.end(), [&](std::size_t i) { return sc[i].eligible; })));
     mr.push_back(q);
     mrr.push_back(rv);
     if (rn > 0) {
@@ -861,13 +878,17 @@ void run_evaluate(Context& ctx) {
   }
   pc->add_column("cluster", id);
   pc->add_column("cells", cells);
-  pc->add_column("eligible", elig, "", "cells whose r counts");
+  pc->add_column("eligible", elig, "", "cells passing the eligibility rule");
   pc->add_column("rmse", mr, p.units, "mean over the cluster's cells");
   pc->add_column("r", mrr, "", "mean over the cluster's eligible cells");
   ctx.set_output("per_cluster", pc);
+  const auto n_eligible = std::count_if(sc.begin(), sc.end(), [](const cluster::CellScore& c) { return c.eligible; });
+  if (static_cast<double>(n_eligible) > wn)
+    ctx.warn(std::to_string(n_eligible - static_cast<long>(wn)) + " eligible cell(s) have no r (a constant prediction): "
+             "left out of the r means");
   auto sum = std::make_shared<Table>();
   sum->add_column("cells", std::vector<double>{static_cast<double>(ns)});
-  sum->add_column("eligible", std::vector<double>{wn});
+  sum->add_column("eligible", std::vector<double>{static_cast<double>(n_eligible)}, "", "cells passing the eligibility rule");
   sum->add_column("rmse", std::vector<double>{wqn ? wq / wqn : kNaN}, p.units, "cluster means weighted by their cells");
   sum->add_column("r", std::vector<double>{wn ? wr / wn : kNaN}, "", "cluster means weighted by their eligible cells (eq. 7)");
   ctx.set_output("summary", sum);
@@ -892,7 +913,7 @@ void run_evaluate(Context& ctx) {
   lt->add_column("r", brr, "", "over eligible cells");
   ctx.set_output("latitude", lt);
   ctx.info("RMSE " + std::to_string(wqn ? wq / wqn : kNaN) + ", r " + std::to_string(wn ? wr / wn : kNaN) + " over " +
-           std::to_string(static_cast<long>(wn)) + " eligible of " + std::to_string(ns) + " cells");
+           std::to_string(n_eligible) + " eligible of " + std::to_string(ns) + " cells");
 }
 
 

@@ -32,7 +32,7 @@ std::vector<std::vector<std::size_t>> nearest_cells(const std::vector<double>& l
       if (j == i) continue;
       const double dx = x[i] - x[j], dy = y[i] - y[j], dz = z[i] - z[j];
       const double c2 = dx * dx + dy * dy + dz * dz;
-      if (c2 > c2max) continue;
+      if (!(c2 <= c2max)) continue;  // also drops NaN coordinates
       if (best.size() < k) {
         best.emplace_back(c2, j);
         std::push_heap(best.begin(), best.end());

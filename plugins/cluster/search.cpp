@@ -80,12 +80,14 @@ SelectKResult select_k(const Points& p, const SelectKConfig& cfg, std::uint64_t 
       progress);
   r.chosen.assign(nk, 0);
   for (const auto& row : r.scores) {
-    std::size_t best = 0;
-    for (std::size_t i = 1; i < nk; ++i)
-      if (row[i] > row[best] || std::isnan(row[best])) best = i;
-    r.best_k.push_back(r.ks[best]);
-    ++r.chosen[best];
+    std::size_t best = nk;  // none: a round without any finite score votes for no k
+    for (std::size_t i = 0; i < nk; ++i)
+      if (std::isfinite(row[i]) && (best == nk || row[i] > row[best])) best = i;
+    r.best_k.push_back(best == nk ? 0 : r.ks[best]);
+    if (best < nk) ++r.chosen[best];
   }
+  if (std::all_of(r.chosen.begin(), r.chosen.end(), [](std::size_t c) { return c == 0; }))
+    throw std::runtime_error("no round gave a finite score for any k (every run collapsed to one cluster)");
   r.k = r.ks[static_cast<std::size_t>(std::max_element(r.chosen.begin(), r.chosen.end()) - r.chosen.begin())];
   return r;
 }
@@ -93,6 +95,7 @@ SelectKResult select_k(const Points& p, const SelectKConfig& cfg, std::uint64_t 
 SearchResult search_init(const Points& p, const std::vector<std::size_t>& site_cells, const SearchConfig& cfg,
                          std::uint64_t seed, const std::function<void(std::size_t, std::size_t)>& progress) {
   if (cfg.candidates == 0) throw std::invalid_argument("candidates must be at least 1");
+  if (cfg.kmeans.k < 2) throw std::invalid_argument("k must be at least 2 (got " + std::to_string(cfg.kmeans.k) + ")");
   for (auto c : site_cells)
     if (c >= p.n) throw std::invalid_argument("a site maps to point " + std::to_string(c) + " of " + std::to_string(p.n));
   const int k = cfg.kmeans.k;
@@ -130,19 +133,24 @@ SearchResult search_init(const Points& p, const std::vector<std::size_t>& site_c
   });
   feasible.resize(std::min(feasible.size(), std::max<std::size_t>(1, cfg.refine)));
   double best_exact = -std::numeric_limits<double>::infinity();
+  res.best = feasible.front();
   for (std::size_t i : feasible) {
     Candidate& c = res.candidates[i];
     KMeansResult run;
     screen(p, cfg.kmeans, c.seed, run, Score::Centre);
+    const auto sizes = cluster_sizes(run.labels, run.k);
+    if (std::count_if(sizes.begin(), sizes.end(), [](std::size_t s) { return s > 0; }) < 2) continue;  // no silhouette
     std::vector<double> per;
     c.exact = silhouette(p, run.labels, cfg.threads, &per);
-    if (c.exact > best_exact || (c.exact == best_exact && i < res.best)) {
+    if (c.exact > best_exact || (c.exact == best_exact && i < res.best) || res.clustering.labels.empty()) {
       best_exact = c.exact;
       res.best = i;
       res.clustering = std::move(run);
       res.silhouette_per_point = std::move(per);
     }
   }
+  if (res.clustering.labels.empty())
+    throw std::runtime_error("every refined candidate collapsed to a single cluster: no silhouette to choose by");
   return res;
 }
 

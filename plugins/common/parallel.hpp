@@ -49,7 +49,13 @@ inline void for_each(std::size_t n, int threads, const std::function<void(std::s
     }
   };
   std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < workers; ++t) pool.emplace_back(work, false);
+  try {
+    for (std::size_t t = 1; t < workers; ++t) pool.emplace_back(work, false);
+  } catch (...) {  // no thread for the rest: stop the started ones before the locals they use go away
+    stop = true;
+    for (auto& th : pool) th.join();
+    throw;
+  }
   work(true);
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);

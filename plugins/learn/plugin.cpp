@@ -104,11 +104,13 @@ std::map<std::string, std::string> group_labels(const Table& t, const std::strin
       const double x = t.numbers(column)[i];
       if (std::isnan(x)) continue;
       char buf[64];
-      std::snprintf(buf, sizeof buf, x == std::floor(x) && std::fabs(x) < 1e15 ? "%.0f" : "%g", x);
+      std::snprintf(buf, sizeof buf, x == std::floor(x) && std::fabs(x) < 1e15 ? "%.0f" : "%.17g", x);
       label = buf;
     } else {
       label = t.strings(column)[i];
     }
+    if (label.find('\n') != std::string::npos)
+      throw NodeError("input '" + port + "': group '" + label + "' holds a line break");
     g[sites[i]] = label;
   }
   return g;
@@ -871,7 +873,8 @@ void run_cv(Context& ctx) {
   auto bm = model_artifact(outcomes[best_i].trained, cfg, opt, terms);
   bm->attrs["cv_fold"] = std::to_string(outcomes[best_i].fold);
   bm->attrs["cv_fold_name"] = outcomes[best_i].name;
-  ctx.set_output("best_model", bm);
+  std::shared_ptr<const Model> best_model = bm;
+  ctx.set_output("best_model", best_model);
 
   // Each group's representative: the fold with the lowest test RMSE among those whose test sites all lie in
   // the group (LOSO within groups: every fold). Without `groups`, one group "all" holding best_model.
@@ -904,11 +907,15 @@ void run_cv(Context& ctx) {
                "(first: " + mixed.front() + ")");
     if (best_of.empty()) throw NodeError("input 'groups': no fold tests the sites of a single group, so no group has a model");
     for (const auto& [g, i] : best_of) {
-      auto m = i == best_i ? bm : model_artifact(outcomes[i].trained, cfg, opt, terms);
+      ctx.info("group " + g + ": fold " + outcomes[i].name + " (test RMSE " + std::to_string(outcomes[i].test_rmse) + ")");
+      if (i == best_i) {
+        members.emplace_back(g, bm);  // already labelled with its fold
+        continue;
+      }
+      auto m = model_artifact(outcomes[i].trained, cfg, opt, terms);
       m->attrs["cv_fold"] = std::to_string(outcomes[i].fold);
       m->attrs["cv_fold_name"] = outcomes[i].name;
       members.emplace_back(g, m);
-      ctx.info("group " + g + ": fold " + outcomes[i].name + " (test RMSE " + std::to_string(outcomes[i].test_rmse) + ")");
     }
   }
   ctx.set_output("group_models", make_bundle(members));
@@ -921,6 +928,7 @@ void predict_bundle(Context& ctx) {
     throw NodeError("input 'model' is a learn.bundle (one model per group): connect 'groups' to say each site's group");
   if (ctx.has_input("split")) throw NodeError("input 'split' is not supported with a learn.bundle model");
   const auto members = bundle_members(ctx.model("model"));
+  if (members.empty()) throw NodeError("input 'model': the learn.bundle holds no model");
   const auto labels = group_labels(ctx.table("groups"), ctx.param<std::string>("group_column"), "groups");
   const Rollout mode = ctx.param<std::string>("mode") == "stateful" ? Rollout::Stateful : Rollout::Windowed;
   set_threads(torch_threads(ctx, ctx.threads()));
@@ -938,6 +946,8 @@ void predict_bundle(Context& ctx) {
       first_cfg = l.cfg;
       pred.assign(S * T, kNaN);
       done.assign(S, 0);
+    } else if (raw.sites != whole->sites || raw.time != whole->time) {
+      throw NodeError("input 'model': the bundle's members read different sites or days (group '" + group + "')");
     }
     std::vector<std::size_t> idx;
     for (std::size_t s = 0; s < S; ++s) {
