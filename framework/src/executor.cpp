@@ -609,8 +609,15 @@ class Run {
       for (auto& out : wf_.nodes[i].type->decl->outputs)
         if (out.kind == ArtifactKind::Table) {
           auto a = artifact(static_cast<int>(i), out.name);
-          md += "## " + wf_.nodes[i].id + "." + out.name + "\n\n" + out.doc + "\n\n" +
-                store::table_to_markdown(static_cast<const Table&>(*a)) + "\n";
+          const auto& t = static_cast<const Table&>(*a);
+          // A long table (e.g. one row per grid cell) shows its head here; its .csv and .md hold it all.
+          constexpr std::size_t kIndexRows = 50;
+          const std::string stem = wf_.nodes[i].id + "." + out.name;
+          md += "## " + stem + "\n\n" + out.doc + "\n\n" + store::table_to_markdown(t, kIndexRows);
+          if (t.rows() > kIndexRows)
+            md += "\nThe first " + std::to_string(kIndexRows) + " of " + std::to_string(t.rows()) + " rows; all in [" + stem +
+                  ".csv](" + stem + ".csv).\n";
+          md += "\n";
           any = true;
         }
     if (!any) return;

@@ -1225,15 +1225,16 @@ void write_text_atomic(const fs::path& file, const std::string& text) { write_te
 
 void write_table_markdown(const Table& t, const fs::path& file) { write_text(file, "table", table_to_markdown(t)); }
 
-std::string table_to_markdown(const Table& t) {
+std::string table_to_markdown(const Table& t, std::size_t max_rows) {
   const auto& cols = t.columns();
   if (cols.empty()) return "";
+  const std::size_t rows = std::min(t.rows(), max_rows);
   // cells[0] is the header row.
-  std::vector<std::vector<std::string>> cells(t.rows() + 1, std::vector<std::string>(cols.size()));
+  std::vector<std::vector<std::string>> cells(rows + 1, std::vector<std::string>(cols.size()));
   std::vector<std::size_t> width(cols.size(), 3);  // "---" is the shortest separator
   for (std::size_t c = 0; c < cols.size(); ++c) {
     cells[0][c] = markdown_cell(cols[c].name);
-    for (std::size_t r = 0; r < t.rows(); ++r) {
+    for (std::size_t r = 0; r < rows; ++r) {
       if (cols[c].is_numeric()) {
         const double x = std::get<std::vector<double>>(cols[c].data)[r];
         cells[r + 1][c] = std::isnan(x) ? "—" : format_number(x, "%.4g");

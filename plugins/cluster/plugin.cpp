@@ -1007,7 +1007,8 @@ COUPLET_PLUGIN("cluster", "0.1.0") {
       .run(run_features);
 
   auto km = plugin.node("cluster.kmeans");
-  km.summary("k-means clustering of a feature Table (Lloyd or MiniBatch; k-means++ or random starts), with silhouettes")
+  km.version("2")  // 2: MiniBatch early stop, init size and step count as scikit-learn 1.2
+      .summary("k-means clustering of a feature Table (Lloyd or MiniBatch; k-means++ or random starts), with silhouettes")
       .doc("Standardises the features, runs `n_init` initialisations (seeds derived from the node seed) and keeps the "
            "one with the lowest inertia. `silhouette = exact` computes the exact silhouette (blocked over tiles, each "
            "pair once, parallel; no n × n matrix); `simplified` only the centroid-based simplified silhouette. "
@@ -1022,7 +1023,8 @@ COUPLET_PLUGIN("cluster", "0.1.0") {
   kmeans_params(km, "lloyd", 300).run(run_kmeans);
 
   auto sk = plugin.node("cluster.select_k");
-  sk.summary("Chooses k by the paper's counting rule: the k with the best silhouette per round, the k chosen most often")
+  sk.version("2")  // 2: MiniBatch as scikit-learn 1.2; rounds without a finite score vote for no k
+      .summary("Chooses k by the paper's counting rule: the k with the best silhouette per round, the k chosen most often")
       .doc("For each of `rounds` rounds (one seed per round) and each k in k_min..k_max, one k-means run scored by "
            "`score`: `centre` = the simplified silhouette against the run's centres (one O(n·k·d) pass), `exact` = "
            "the exact silhouette (O(n²); for small inputs). Each round votes for its best k; the k with most votes "
@@ -1038,7 +1040,8 @@ COUPLET_PLUGIN("cluster", "0.1.0") {
   kmeans_params(sk, "minibatch", 100).run(run_select_k);
 
   auto si = plugin.node("cluster.search_init");
-  si.summary("With k fixed, many k-means initialisations; keeps the best silhouette among those with ≥ min_sites sites per cluster")
+  si.version("2")  // 2: MiniBatch as scikit-learn 1.2; collapsed candidates are not refined
+      .summary("With k fixed, many k-means initialisations; keeps the best silhouette among those with ≥ min_sites sites per cluster")
       .doc("Each station of `sites` is mapped to its nearest row of `features` (great circle, by lat/lon). Candidate r "
            "runs from seed derive_seed(node seed, \"init/r\") and is screened by its centre silhouette (the simplified "
            "silhouette against its centres, O(n·k·d)); a candidate is feasible when every cluster holds at least "
@@ -1101,7 +1104,8 @@ COUPLET_PLUGIN("cluster", "0.1.0") {
   paired_ports(pc, "cells fitted need at least this share of reference days").run(run_post_calibrate);
 
   auto ev = plugin.node("cluster.evaluate");
-  ev.summary("Per-cell RMSE and r against a gridded reference, cluster means weighted by cells, latitude profile")
+  ev.version("2")  // 2: summary and per_cluster `eligible` count eligible cells (was: cells with a finite r)
+      .summary("Per-cell RMSE and r against a gridded reference, cluster means weighted by cells, latitude profile")
       .doc("Per cell over its predicted days in start..end: RMSE where both exist; Pearson r only for eligible cells (valid ratio ≥ "
            "min_valid_ratio and reference sd ≥ min_std, the paper's rule). Cluster means of RMSE (over cells with "
            "pairs) and r (over eligible cells); the summary weights the cluster means by those counts (the paper's "

@@ -114,6 +114,10 @@ TEST_CASE("cluster workflow: min_sites honoured, checks computed, same bytes on 
   const auto checks = table(pa, "checks/summary.h5");
   CHECK(checks->strings("check")[0] == "within_cluster_mean_r");
   CHECK(std::isfinite(checks->numbers("value")[0]));
+  // The report index shows the head of the 96-row feature table and points to the whole of it.
+  const std::string index = read_file(tmp.path / "a/cl/latest/report/README.md");
+  CHECK(index.find("The first 50 of 96 rows; all in [features.features.csv](features.features.csv).") != std::string::npos);
+  CHECK(read_file(tmp.path / "a/cl/latest/report/features.features.csv").find("r7_c11") != std::string::npos);
   const auto counts = table(pa, "select_k/counts.h5");
   double votes = 0;
   for (double v : counts->numbers("chosen")) votes += v;

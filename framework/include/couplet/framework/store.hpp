@@ -104,8 +104,8 @@ void write_text_atomic(const std::filesystem::path& file, const std::string& tex
 /// The table as Markdown (table_to_markdown), atomically.
 void write_table_markdown(const Table& t, const std::filesystem::path& file);
 
-/// A GitHub pipe table with padded, aligned columns (numbers right-aligned, as %.4g, NaN as "—").
-/// Empty for a table without columns.
-std::string table_to_markdown(const Table& t);
+/// A GitHub pipe table with padded, aligned columns (numbers right-aligned, as %.4g, NaN as "—"), of at
+/// most `max_rows` rows (the first ones). Empty for a table without columns.
+std::string table_to_markdown(const Table& t, std::size_t max_rows = static_cast<std::size_t>(-1));
 
 }  // namespace couplet::store
