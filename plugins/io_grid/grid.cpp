@@ -936,10 +936,15 @@ Loaded read_smap(const SmapOptions& opt, const FileHook& before_file) {
                         " values; expected 1 (the file's day) or one per point (" + std::to_string(n) + ")");
       for (std::size_t p = 0; p < n; ++p) {
         const double s = t.size() == 1 ? t[0] : t[p];
-        if (!std::isfinite(s)) throw NodeError(path.string() + ": time variable 'time' holds a missing value");
+        if (!std::isfinite(s)) {
+          if (std::isnan(value[p])) continue;  // no retrieval at this point: its time does not matter
+          throw NodeError(path.string() + ": time variable 'time' holds a missing value at point " + std::to_string(p) +
+                          ", which has a value of '" + opt.variable + "'");
+        }
         day[p] = static_cast<std::int64_t>(std::floor(s / 86400.0));
       }
-      if (n == 0 && t.size() == 1) by_day.try_emplace(static_cast<std::int64_t>(std::floor(t[0] / 86400.0)), cells);
+      if (n == 0 && t.size() == 1 && std::isfinite(t[0]))
+        by_day.try_emplace(static_cast<std::int64_t>(std::floor(t[0] / 86400.0)), cells);
     } else {
       const auto d = date_from_name(path.filename().string());
       if (!d)

@@ -73,8 +73,9 @@ COUPLET_PLUGIN("io_grid", "0.1.0") {
            "coordinate; points beyond half a cell outside the grid are left out and counted in a warning; "
            "longitudes are wrapped by 360 degrees onto the grid). The points of one day in one cell are "
            "averaged (the AM and PM passes together), NaN where there is none; n_obs says how many. The day "
-           "of a point comes from a `time` variable when the file has one (one value, or one per point), "
-           "else from the last YYYY-MM-DD or YYYYMMDD in the file name; neither is an error naming the file. "
+           "of a point comes from a `time` variable when the file has one (one value, or one per point; a missing "
+           "time is an error only at a point with a value), else from the last YYYY-MM-DD or YYYYMMDD in the file "
+           "name; neither is an error naming the file. "
            "The grid: the cells of input `like` (e.g. io.era5's output), or, without it, a regular grid of "
            "`resolution`-degree cells filling [lat_min, lat_max] x [lon_min, lon_max] (give one of the two). "
            "The time axis holds the days found, in order.")

@@ -491,6 +491,21 @@ TEST_CASE("io_grid: bad input: clear errors naming the file and what was expecte
   o.files = {dir / "timed_2020-01-01.nc"};
   o.grid = grid::regular_grid(1.0, 0.0, 2.0, 0.0, 2.0);
   CHECK(grid::read_smap(o).data.var("time").values<double>() == std::vector<double>{18300});
+
+  // A per-point time that is missing matters only where the point has a value.
+  Dataset per_point;
+  per_point.add(Variable("latitude", {"index"}, {2}, std::vector<float>{0.5f, 1.5f}));
+  per_point.add(Variable("longitude", {"index"}, {2}, std::vector<float>{0.5f, 1.5f}));
+  per_point.add(Variable("soil_moisture", {"index"}, {2}, std::vector<float>{0.1f, NAN}));
+  per_point.add(Variable("time", {"index"}, {2}, std::vector<double>{18300.25, NAN}, {{"units", "days since 1970-01-01"}}));
+  grid::write_netcdf(per_point, dir / "gap_time.nc");
+  o.files = {dir / "gap_time.nc"};
+  const auto gap = grid::read_smap(o);
+  CHECK(gap.data.var("time").values<double>() == std::vector<double>{18300});
+  per_point.add(Variable("soil_moisture", {"index"}, {2}, std::vector<float>{0.1f, 0.3f}));
+  grid::write_netcdf(per_point, dir / "bad_time.nc");
+  CHECK(contains(smap(dir / "bad_time.nc"),
+                 "bad_time.nc: time variable 'time' holds a missing value at point 1, which has a value of 'soil_moisture'"));
 }
 
 TEST_CASE("io_grid: write_netcdf: atomic replacement, clear errors, nothing left behind") {
