@@ -84,13 +84,12 @@ void run_features(Context& ctx) {
       }
     }
     sites.insert(sites.end(), names.begin(), names.end());
-    for (const char* c : {"lat", "lon"}) {
-      auto& dst = std::string(c) == "lat" ? lat : lon;
-      if (block.has(c)) {
-        const auto v = site_values(block, "forcing", c);
-        dst.insert(dst.end(), v.begin(), v.end());
+    for (auto [name, dst] : {std::pair{"lat", &lat}, std::pair{"lon", &lon}}) {
+      if (block.has(name)) {
+        const auto v = site_values(block, "forcing", name);
+        dst->insert(dst->end(), v.begin(), v.end());
       } else {
-        dst.insert(dst.end(), names.size(), kNaN);
+        dst->insert(dst->end(), names.size(), kNaN);
       }
     }
   };
@@ -147,13 +146,11 @@ void run_features(Context& ctx) {
         throw NodeError("input 'statics': '" + statics_names[v] + "' is missing (NaN) at " + std::to_string(bad.size()) +
                         " site(s): " + list_some(bad));
     }
-    for (const char* c : {"lat", "lon"}) {
-      auto& dst = std::string(c) == "lat" ? lat : lon;
-      if (st.has(c)) {
-        const auto v = site_values(st, "statics", c);
-        for (std::size_t i = 0; i < sites.size(); ++i)
-          if (std::isnan(dst[i])) dst[i] = v[index[sites[i]]];
-      }
+    for (auto [name, dst] : {std::pair{"lat", &lat}, std::pair{"lon", &lon}}) {
+      if (!st.has(name)) continue;
+      const auto v = site_values(st, "statics", name);
+      for (std::size_t i = 0; i < sites.size(); ++i)
+        if (std::isnan((*dst)[i])) (*dst)[i] = v[index[sites[i]]];
     }
   }
   out.add_column("lat", lat, "degrees_north", "site latitude (not a feature)");

@@ -939,16 +939,20 @@ void predict_bundle(Context& ctx) {
   std::size_t skipped = 0, gap_days = 0;
   for (const auto& [group, model] : members) {
     Loaded l = from_model(model);
-    const Frame raw = assemble(ctx, l.cfg);
-    const std::size_t S = raw.n_sites(), T = raw.n_times();
+    // Members of one learn.cv read the same variables: the inputs are assembled once, not once per member.
+    std::optional<Frame> own;
+    if (!whole || l.cfg.feature_names() != first_cfg->feature_names()) own = assemble(ctx, l.cfg);
     if (!whole) {
-      whole = raw;
+      whole = std::move(own);
+      own.reset();  // a moved-from optional stays engaged
       first_cfg = l.cfg;
-      pred.assign(S * T, kNaN);
-      done.assign(S, 0);
-    } else if (raw.sites != whole->sites || raw.time != whole->time) {
+      pred.assign(whole->n_sites() * whole->n_times(), kNaN);
+      done.assign(whole->n_sites(), 0);
+    } else if (own && (own->sites != whole->sites || own->time != whole->time)) {
       throw NodeError("input 'model': the bundle's members read different sites or days (group '" + group + "')");
     }
+    const Frame& raw = own ? *own : *whole;
+    const std::size_t S = raw.n_sites(), T = raw.n_times();
     std::vector<std::size_t> idx;
     for (std::size_t s = 0; s < S; ++s) {
       auto it = labels.find(raw.sites[s]);
