@@ -1,4 +1,5 @@
 #include <couplet/framework/executor.hpp>
+#include <couplet/framework/report_svg.hpp>
 #include <couplet/framework/graph.hpp>
 #include <couplet/framework/hash.hpp>
 #include <couplet/framework/store.hpp>
@@ -597,8 +598,26 @@ class Run {
         const auto& t = static_cast<const Table&>(*a);
         store::write_table_csv(t, report / (spec.id + "." + out.name + ".csv"));
         store::write_table_markdown(t, report / (spec.id + "." + out.name + ".md"));
+      } else if (out.kind == ArtifactKind::Dataset) {
+        auto a = artifact(i, out.name);
+        const auto& ds = static_cast<const Dataset&>(*a);
+        if (!reports_maps(ds)) continue;
+        fs::path report = run_dir_ / "report";
+        fs::create_directories(report);
+        const auto lat = ds.var("lat").as_double(), lon = ds.var("lon").as_double();
+        for (auto& v : ds.variables())
+          if (report::is_map(v))
+            store::write_text_atomic(report / (spec.id + "." + out.name + "." + v.name() + ".svg"),
+                                     report::map_svg(v, lat, lon, spec.id + "." + out.name + ": " + v.attr("long_name", v.name()),
+                                                     v.attr("colormap") == "diverging"));
       }
     }
+  }
+
+  /// A Dataset output whose producer asks for maps (attribute couplet:report = maps) and has lat/lon.
+  static bool reports_maps(const Dataset& ds) {
+    auto it = ds.attrs.find("couplet:report");
+    return it != ds.attrs.end() && it->second == "maps" && ds.has("lat") && ds.has("lon");
   }
 
   void write_report_index() {
@@ -617,6 +636,19 @@ class Run {
           if (t.rows() > kIndexRows)
             md += "\nThe first " + std::to_string(kIndexRows) + " of " + std::to_string(t.rows()) + " rows; all in [" + stem +
                   ".csv](" + stem + ".csv).\n";
+          md += "\n";
+          any = true;
+        }
+    for (std::size_t i = 0; i < n_; ++i)
+      for (auto& out : wf_.nodes[i].type->decl->outputs)
+        if (out.kind == ArtifactKind::Dataset) {
+          auto a = artifact(static_cast<int>(i), out.name);
+          const auto& ds = static_cast<const Dataset&>(*a);
+          if (!reports_maps(ds)) continue;
+          const std::string stem = wf_.nodes[i].id + "." + out.name;
+          md += "## " + stem + " (maps)\n\n" + out.doc + "\n\n";
+          for (auto& v : ds.variables())
+            if (report::is_map(v)) md += "![" + v.name() + "](" + stem + "." + v.name() + ".svg)\n";
           md += "\n";
           any = true;
         }

@@ -69,6 +69,101 @@ std::vector<series::SiteSeries> read_variables(Context& ctx, const std::string& 
 
 constexpr int kCompared = 8;  // models one eval.compare lays side by side
 
+/// eval.grid_metrics: every <variable>_lead<l> of a (time, lat, lon) prediction against the reference grid.
+void grid_metrics(Context& ctx) {
+  const Dataset& pred = ctx.dataset("prediction");
+  const Dataset& ref = ctx.dataset("reference");
+  const auto variable = ctx.param<std::string>("variable");
+  const auto [first, last] = date_range(ctx);
+  for (const Dataset* ds : {&pred, &ref})
+    for (const char* c : {"time", "lat", "lon"})
+      if (!ds->has(c))
+        throw NodeError(std::string("input '") + (ds == &pred ? "prediction" : "reference") + "' has no coordinate '" + c +
+                        "': eval.grid_metrics scores (time, lat, lon) grids");
+  const auto plat = pred.var("lat").as_double(), plon = pred.var("lon").as_double();
+  const auto rlat = ref.var("lat").as_double(), rlon = ref.var("lon").as_double();
+  auto same = [](const std::vector<double>& a, const std::vector<double>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (std::abs(a[i] - b[i]) > 1e-6) return false;
+    return true;
+  };
+  if (!same(plat, rlat) || !same(plon, rlon))
+    throw NodeError("inputs 'prediction' (" + std::to_string(plat.size()) + " × " + std::to_string(plon.size()) +
+                    " cells) and 'reference' (" + std::to_string(rlat.size()) + " × " + std::to_string(rlon.size()) +
+                    ") lie on different grids");
+  if (!ref.has(variable)) throw NodeError("input 'reference' has no variable '" + variable + "'");
+  const auto& rv = ref.var(variable);
+  if (rv.dims() != std::vector<std::string>{"time", "lat", "lon"})
+    throw NodeError("input 'reference': '" + variable + "' must lie over (time, lat, lon)");
+  const auto robs = rv.as_double();
+  const auto ptime = pred.var("time").as_double(), rtime = ref.var("time").as_double();
+  std::map<double, std::size_t> rday;
+  for (std::size_t i = 0; i < rtime.size(); ++i) rday[rtime[i]] = i;
+  const std::size_t H = plat.size(), W = plon.size(), HW = H * W;
+  const std::string prefix = variable + "_lead";
+  std::vector<std::pair<int, const Variable*>> leads;
+  for (auto& v : pred.variables())
+    if (v.name().rfind(prefix, 0) == 0 && v.dims() == std::vector<std::string>{"time", "lat", "lon"})
+      leads.emplace_back(std::stoi(v.name().substr(prefix.size())), &v);
+  if (leads.empty()) throw NodeError("input 'prediction' has no variable " + prefix + "<days> (learn.grid_predict's forecasts of '" + variable + "')");
+  std::sort(leads.begin(), leads.end());
+  std::vector<double> lead_col, n_col, rmse, mse, r2, r, bias;
+  auto maps = std::make_shared<Dataset>();
+  maps->add(Variable("lat", {"lat"}, {H}, plat, {{"units", "degrees_north"}}));
+  maps->add(Variable("lon", {"lon"}, {W}, plon, {{"units", "degrees_east"}}));
+  maps->attrs["couplet:report"] = "maps";
+  const std::string units = rv.attr("units");
+  for (auto& [lead, var] : leads) {
+    const auto p = var->as_double();
+    std::vector<double> pv, ov;
+    std::vector<double> sp(HW, 0), so(HW, 0), se2(HW, 0), cnt(HW, 0);
+    for (std::size_t t = 0; t < ptime.size(); ++t) {
+      if (ptime[t] < first || ptime[t] > last) continue;
+      auto it = rday.find(ptime[t]);
+      if (it == rday.end()) continue;
+      for (std::size_t k = 0; k < HW; ++k) {
+        const double a = p[t * HW + k], b = robs[it->second * HW + k];
+        if (!std::isfinite(a) || !std::isfinite(b)) continue;
+        pv.push_back(a), ov.push_back(b);
+        sp[k] += a, so[k] += b, se2[k] += (a - b) * (a - b), cnt[k] += 1;
+      }
+    }
+    const auto sc = metrics::score(pv, ov);
+    if (sc.n == 0) ctx.warn("lead " + std::to_string(lead) + ": no (cell, day) has both a forecast and a reference value");
+    lead_col.push_back(lead), n_col.push_back(static_cast<double>(sc.n)), rmse.push_back(sc.rmse), mse.push_back(sc.mse),
+        r2.push_back(sc.r2), r.push_back(sc.r), bias.push_back(sc.bias);
+    std::vector<double> mp(HW), mo(HW), me(HW), mr(HW);
+    for (std::size_t k = 0; k < HW; ++k) {
+      const double c = cnt[k], nan = std::numeric_limits<double>::quiet_NaN();
+      mp[k] = c > 0 ? sp[k] / c : nan;
+      mo[k] = c > 0 ? so[k] / c : nan;
+      me[k] = c > 0 ? (sp[k] - so[k]) / c : nan;
+      mr[k] = c > 0 ? std::sqrt(se2[k] / c) : nan;
+    }
+    const std::string l = std::to_string(lead);
+    auto add = [&](const std::string& name, std::vector<double> v, const std::string& what) {
+      auto& added = maps->add(Variable(name + "_lead" + l, {"lat", "lon"}, {H, W}, std::move(v),
+                                       {{"units", units}, {"long_name", what + ", lead " + l + " days, over the scored days"}}));
+      if (name == "error_mean") added.attrs()["colormap"] = "diverging";  // signed: white at 0
+    };
+    add("prediction_mean", std::move(mp), "mean forecast");
+    add("observation_mean", std::move(mo), "mean reference");
+    add("error_mean", std::move(me), "mean error (forecast - reference)");
+    add("rmse", std::move(mr), "RMSE");
+  }
+  auto t = std::make_shared<Table>();
+  t->add_column("lead", std::move(lead_col), "d", "forecast lead time");
+  t->add_column("n", std::move(n_col), "", "(cell, day) pairs with a forecast and a reference value");
+  t->add_column("RMSE", std::move(rmse), units, "root mean squared error over all pairs");
+  t->add_column("MSE", std::move(mse), units.empty() ? "" : "(" + units + ")2", "mean squared error");
+  t->add_column("R2", std::move(r2), "1", "1 - SSres/SStot about the reference mean over all pairs");
+  t->add_column("r", std::move(r), "1", "Pearson correlation over all pairs");
+  t->add_column("bias", std::move(bias), units, "mean forecast - mean reference");
+  ctx.set_output("scores", t);
+  ctx.set_output("maps", maps);
+}
+
 }  // namespace
 
 COUPLET_PLUGIN("eval", "0.1.0") {
@@ -294,4 +389,19 @@ COUPLET_PLUGIN("eval", "0.1.0") {
         ctx.set_output("per_site", std::make_shared<Table>(water_balance::per_site_table(r)));
         ctx.set_output("summary", std::make_shared<Table>(water_balance::summary_table(r)));
       });
+  plugin.node("eval.grid_metrics")
+      .summary("Scores gridded forecasts per lead time (RMSE, MSE, R²) and maps them (mean forecast, mean reference, error, RMSE)")
+      .doc("For every variable <variable>_lead<l> of `prediction` (learn.grid_predict), the (cell, day) pairs in [start, "
+           "end] where it and the reference are finite, matched by day (the grids must be equal within 1e-6 degrees): "
+           "n, RMSE, MSE, R² (1 − SSres/SStot about the reference mean of all pairs), Pearson r and bias, pooled over "
+           "cells and days. `maps` holds per lead and cell the mean forecast, mean reference, mean error and RMSE over "
+           "the same pairs; the run report draws them as SVG maps.")
+      .input("prediction", ArtifactKind::Dataset, "(time, lat, lon): <variable>_lead<l> forecasts at their valid day")
+      .input("reference", ArtifactKind::Dataset, "(time, lat, lon): the reference grid (observation or truth)")
+      .output("scores", ArtifactKind::Table, "one row per lead: n, RMSE, MSE, R2, r, bias")
+      .output("maps", ArtifactKind::Dataset, "(lat, lon) per lead: prediction_mean, observation_mean, error_mean, rmse")
+      .param(param_string("variable", "SSM", "the reference variable; forecasts are <variable>_lead<l>"))
+      .param(param_date("start", "", "first valid day scored (YYYY-MM-DD); empty = all"))
+      .param(param_date("end", "", "last valid day scored (YYYY-MM-DD); empty = all"))
+      .run(grid_metrics);
 }

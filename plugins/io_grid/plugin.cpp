@@ -3,7 +3,11 @@
 #include "io_grid/grid.hpp"
 
 #include <couplet/sdk.hpp>
+#include <couplet/series.hpp>
 
+#include <cmath>
+#include <limits>
+#include <map>
 #include <memory>
 
 using namespace couplet;
@@ -21,6 +25,66 @@ void finish(Context& ctx, grid::Loaded& loaded, std::size_t files) {
   for (const auto& w : loaded.warnings) ctx.warn(w);
   ctx.progress(static_cast<double>(files), static_cast<double>(files), "done");
   ctx.set_output("data", std::make_shared<Dataset>(std::move(loaded.data)));
+}
+
+/// (site, time) variables onto the (time, lat, lon) grid that the statics' row/col indices span.
+void sites_to_grid(Context& ctx) {
+  const Dataset& data = ctx.dataset("data");
+  const Dataset& st = ctx.dataset("statics");
+  for (const char* c : {"row", "col", "lat", "lon"})
+    if (!st.has(c)) throw NodeError(std::string("input 'statics' has no variable '") + c + "' (synth.world's statics have row, col, lat, lon)");
+  const auto& st_sites = series::site_names(st);
+  const auto rows = st.var("row").as_double(), cols = st.var("col").as_double(), lats = st.var("lat").as_double(),
+             lons = st.var("lon").as_double();
+  std::map<std::string, std::size_t> where;
+  std::size_t H = 0, W = 0;
+  for (std::size_t i = 0; i < st_sites.size(); ++i) {
+    if (!(rows[i] >= 0) || !(cols[i] >= 0) || rows[i] != std::floor(rows[i]) || cols[i] != std::floor(cols[i]))
+      throw NodeError("input 'statics': site '" + st_sites[i] + "' has no whole row/col index (a scattered-site world "
+                      "has no grid)");
+    where[st_sites[i]] = i;
+    H = std::max(H, static_cast<std::size_t>(rows[i]) + 1);
+    W = std::max(W, static_cast<std::size_t>(cols[i]) + 1);
+  }
+  // Cell centres: the mean site coordinate of each row (lat) and column (lon).
+  std::vector<double> lat(H, 0), lon(W, 0), nlat(H, 0), nlon(W, 0);
+  for (std::size_t i = 0; i < st_sites.size(); ++i) {
+    const auto r = static_cast<std::size_t>(rows[i]), c = static_cast<std::size_t>(cols[i]);
+    lat[r] += lats[i], nlat[r] += 1, lon[c] += lons[i], nlon[c] += 1;
+  }
+  for (std::size_t r = 0; r < H; ++r) {
+    if (nlat[r] == 0) throw NodeError("input 'statics': grid row " + std::to_string(r) + " has no site, so its latitude is unknown");
+    lat[r] /= nlat[r];
+  }
+  for (std::size_t c = 0; c < W; ++c) {
+    if (nlon[c] == 0) throw NodeError("input 'statics': grid column " + std::to_string(c) + " has no site, so its longitude is unknown");
+    lon[c] /= nlon[c];
+  }
+  auto names = ctx.param<std::vector<std::string>>("variables");
+  if (names.empty())
+    for (auto& v : data.variables())
+      if (v.dims() == std::vector<std::string>{"site", "time"} && v.dtype() != DType::String) names.push_back(v.name());
+  if (names.empty()) throw NodeError("input 'data' has no numeric (site, time) variable");
+  auto out = std::make_shared<Dataset>();
+  const auto time = series::time_days(data);
+  const std::size_t T = time.size(), HW = H * W;
+  out->add(Variable("time", {"time"}, {T}, time, {{"units", "days since 1970-01-01"}}));
+  out->add(Variable("lat", {"lat"}, {H}, lat, {{"units", "degrees_north"}}));
+  out->add(Variable("lon", {"lon"}, {W}, lon, {{"units", "degrees_east"}}));
+  for (auto& name : names) {
+    auto s = series::read_site_series(data, name);
+    std::vector<float> g(T * HW, std::numeric_limits<float>::quiet_NaN());
+    for (std::size_t k = 0; k < s.sites.size(); ++k) {
+      auto it = where.find(s.sites[k]);
+      if (it == where.end()) throw NodeError("input 'statics' has no site '" + s.sites[k] + "' of input 'data'");
+      const std::size_t cell = static_cast<std::size_t>(rows[it->second]) * W + static_cast<std::size_t>(cols[it->second]);
+      for (std::size_t t = 0; t < T; ++t) g[t * HW + cell] = static_cast<float>(s.values[k * T + t]);
+    }
+    Attributes a = data.var(name).attrs();
+    out->add(Variable(name, {"time", "lat", "lon"}, {T, H, W}, std::move(g), std::move(a)));
+  }
+  out->attrs = data.attrs;
+  ctx.set_output("data", out);
 }
 
 }  // namespace
@@ -134,4 +198,16 @@ COUPLET_PLUGIN("io_grid", "0.1.0") {
         grid::write_netcdf(ds, path);
         ctx.info("wrote " + path + " (" + std::to_string(ds.variables().size()) + " variables)");
       });
+  plugin.node("io.sites_to_grid")
+      .summary("Puts (site, time) variables of a gridded site world (e.g. synth.world, synth.truth) on a (time, lat, lon) grid")
+      .doc("Each site goes to the cell of its `row` and `col` in `statics` (synth.world's statics: row 0 in the north); "
+           "the grid's lat and lon are the mean site coordinates of each row and column. Cells without a site are NaN "
+           "(outside the land mask). Values become float32; attributes are kept. A site of `data` missing from "
+           "`statics`, a site without whole row/col indices (a scattered-site world) or a row or column without any "
+           "site is an error. The input is read whole: meant for regional grids.")
+      .input("data", ArtifactKind::Dataset, "(site, time) variables")
+      .input("statics", ArtifactKind::Dataset, "(site): row, col, lat, lon")
+      .output("data", ArtifactKind::Dataset, "(time, lat, lon): the variables as float32")
+      .param(param_strings("variables", std::vector<std::string>{}, "variables to grid; empty = every numeric (site, time) variable"))
+      .run(sites_to_grid);
 }

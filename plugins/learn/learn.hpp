@@ -167,6 +167,16 @@ TrainResult train(Net& net, const Samples& train_set, const Samples& val, const 
                   const std::function<void(const EpochStats&)>& on_epoch = {},
                   const std::function<bool()>& cancelled = {});
 
+/// 0 .. n-1 shuffled by Fisher–Yates on mt19937_64(seed): the same order with every standard library.
+std::vector<std::int64_t> permutation(std::int64_t n, std::uint64_t seed);
+/// Every parameter of `net` as a float32 array "param:<name>" of `m`, and back (NodeError naming the
+/// array when one is missing or has another size).
+void store_parameters(torch::nn::Module& net, Model& m);
+void load_parameters(const Model& m, torch::nn::Module& net);
+
+/// Makes glibc keep freed blocks under 32 MiB for reuse instead of returning them to the kernel (once per
+/// process; the trainers call it): training allocates and frees the same activations at every step.
+void keep_freed_memory();
 /// Sets LibTorch's intra-op threads and OpenBLAS's together (TOOLCHAIN.md gotcha 2).
 void set_threads(int n);
 

@@ -1,6 +1,8 @@
 // Plugin "learn": LibTorch models of surface soil moisture (learn.lstm, learn.fcnn, learn.pgdl), all
 // trained by one trainer, and learn.predict, the iterative single-step rollout. The models, trainer and
 // rollout are in learn.cpp; this file reads ports and parameters and registers the nodes.
+#include "learn/grid.hpp"
+#include "learn/grid_nodes.hpp"
 #include "learn/learn.hpp"
 #include "learn/loss_terms.hpp"
 #include "learn/search.hpp"
@@ -1257,6 +1259,9 @@ COUPLET_PLUGIN("learn", "0.1.0") {
                    "filling; the last value was fed back across them");
         ctx.set_output("prediction", prediction_dataset(raw, l.cfg, l.norm, std::move(pred), ctx.dataset("target"), mode));
       });
+
+  grid::register_grid_nodes(plugin);
+  plugin.model_type({grid::kGridModelType, {}, {}, {}});  // applied by learn.grid_predict
 
   for (const char* type : {"learn.lstm", "learn.fcnn", "learn.pgdl"}) plugin.model_type({type, &make_predictor, {}, {}});
   plugin.model_type({kBundleType, {}, {}, {}});  // applied by learn.predict with `groups`
