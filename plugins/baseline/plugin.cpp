@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <cmath>
 #include <memory>
 
 using namespace couplet;
@@ -60,6 +62,63 @@ COUPLET_PLUGIN("baseline", "0.1.0") {
         auto model = std::make_shared<Model>(baseline::to_model(fitted));
         ctx.set_output("prediction", baseline::climatology_predictor(*model)->predict(ctx.dataset("observation")));
         ctx.set_output("model", model);
+      });
+
+  plugin.node("baseline.grid_persistence")
+      .summary("Persistence forecasts of a gridded target: the latest value on the issue day, for every lead")
+      .doc("For each valid day v in [start, end] and lead l, the forecast issued on day v − l is the target's value "
+           "on that day or, where it is missing, the latest value of the `carry` days before it (the lagged-target "
+           "channel of the gridded learners, so the reference every learned forecast should beat). Output as "
+           "learn.grid_predict's: <variable>_lead<l> over (time, lat, lon) at the valid day; score with eval.grid_metrics.")
+      .input("target", ArtifactKind::Dataset, "(time, lat, lon): the gridded target, daily and contiguous")
+      .output("prediction", ArtifactKind::Dataset, "(time, lat, lon): <variable>_lead<l> per lead, float32")
+      .param(param_string("variable", "SSM", "the target variable"))
+      .param(param_floats("leads", std::vector<double>{3, 5, 7}, "lead times in days"))
+      .param(param_int("carry", 3, "a day without a value takes the latest of this many days before it").bounds(0, 365))
+      .param(param_date("start", "", "first valid day (YYYY-MM-DD); empty = the record's first"))
+      .param(param_date("end", "", "last valid day (YYYY-MM-DD); empty = the record's last"))
+      .run([](Context& ctx) {
+        const Dataset& ds = ctx.dataset("target");
+        const auto variable = ctx.param<std::string>("variable");
+        for (const char* c : {"time", "lat", "lon"})
+          if (!ds.has(c)) throw NodeError(std::string("input 'target' has no coordinate '") + c + "': a (time, lat, lon) grid is expected");
+        if (!ds.has(variable)) throw NodeError("input 'target' has no variable '" + variable + "'");
+        const auto& v = ds.var(variable);
+        if (v.dims() != std::vector<std::string>{"time", "lat", "lon"})
+          throw NodeError("input 'target': '" + variable + "' must lie over (time, lat, lon)");
+        const auto time = ds.var("time").as_double();
+        for (std::size_t t = 1; t < time.size(); ++t)
+          if (time[t] - time[t - 1] != 1.0) throw NodeError("input 'target': the time axis must be daily and contiguous");
+        const auto x = v.as_double();
+        const std::size_t T = time.size(), HW = v.shape()[1] * v.shape()[2];
+        const int carry = ctx.param<int>("carry");
+        // The lagged value of each (day, cell).
+        std::vector<float> lag(T * HW, std::numeric_limits<float>::quiet_NaN());
+        for (std::size_t k = 0; k < HW; ++k) {
+          std::ptrdiff_t last = -1;
+          for (std::size_t t = 0; t < T; ++t) {
+            if (std::isfinite(x[t * HW + k])) last = static_cast<std::ptrdiff_t>(t);
+            if (last >= 0 && static_cast<std::ptrdiff_t>(t) - last <= carry)
+              lag[t * HW + k] = static_cast<float>(x[static_cast<std::size_t>(last) * HW + k]);
+          }
+        }
+        const auto start = ctx.param<std::string>("start"), end = ctx.param<std::string>("end");
+        const double first = start.empty() ? -1e300 : static_cast<double>(series::date_param("start", start));
+        const double last_day = end.empty() ? 1e300 : static_cast<double>(series::date_param("end", end));
+        auto out = std::make_shared<Dataset>();
+        for (const char* c : {"time", "lat", "lon"}) out->add(ds.var(c));
+        for (double l : ctx.param<std::vector<double>>("leads")) {
+          if (l < 1 || l != std::floor(l)) throw NodeError("parameter 'leads': " + std::to_string(l) + " is not a whole number of days >= 1");
+          const auto lead = static_cast<std::size_t>(l);
+          std::vector<float> f(T * HW, std::numeric_limits<float>::quiet_NaN());
+          for (std::size_t t = lead; t < T; ++t)
+            if (time[t] >= first && time[t] <= last_day)
+              std::copy_n(lag.begin() + static_cast<std::ptrdiff_t>((t - lead) * HW), HW, f.begin() + static_cast<std::ptrdiff_t>(t * HW));
+          out->add(Variable(variable + "_lead" + std::to_string(lead), {"time", "lat", "lon"}, v.shape(), std::move(f),
+                            {{"long_name", "persistence forecast " + std::to_string(lead) + " days ahead, at its valid day"},
+                             {"units", v.attr("units")}}));
+        }
+        ctx.set_output("prediction", out);
       });
 
   plugin.model_type({"baseline.climatology", &baseline::climatology_predictor, {}, {}});

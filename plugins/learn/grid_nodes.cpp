@@ -163,6 +163,17 @@ void run_train(Context& ctx, GridKind kind) {
 
 void run_finetune(Context& ctx) {
   GridLoaded l = grid_from_model(ctx.model("init"));
+  // The target domain may name the variable differently (ERA5-Land swvl1 → SMAP soil_moisture): the
+  // fine-tuned model is a model of the new domain, so its target and lagged-target channel take the new name.
+  if (const auto renamed = ctx.param<std::string>("target"); !renamed.empty() && renamed != l.cfg.target) {
+    for (auto& c : l.cfg.channels)
+      if (c == l.cfg.target) c = renamed;
+      else if (c == renamed)
+        throw NodeError("parameter 'target': '" + renamed + "' is already an input channel of the pre-trained model");
+    ctx.info("target '" + l.cfg.target + "' of the pre-trained model is '" + renamed + "' here");
+    l.cfg.target = renamed;
+    l.net->cfg = l.cfg;
+  }
   GridData d = read_grids(ctx, l.cfg);
   GridNorm norm = l.norm;
   if (ctx.param<bool>("renormalise")) {
@@ -297,7 +308,10 @@ void register_grid_nodes(Registry& plugin) {
     b.output("model", ArtifactKind::Model, "learn.grid: the fine-tuned model")
         .output("history", ArtifactKind::Table, "one row per epoch: training and validation loss")
         .param(param_strings("freeze", std::vector<std::string>{}, "parameter-name prefixes whose weights stay fixed (e.g. [\"encoder\"])"))
-        .param(param_bool("renormalise", false, "refit the normalisation on the target's training period"));
+        .param(param_bool("renormalise", false, "refit the normalisation on the target's training period"))
+        .param(param_string("target", "", "the target variable in this domain's `target` Dataset when it differs from the "
+                                          "pre-trained model's (e.g. soil_moisture after swvl1); the fine-tuned model "
+                                          "takes this name. Empty = the model's"));
     training_params(b, 1e-4, 30);
     b.run(run_finetune);
   }

@@ -160,3 +160,34 @@ params = { epochs = 1, freeze = ["encoder"] }
     CHECK(out.text.find(c.expected) != std::string::npos);
   }
 }
+
+TEST_CASE("grid: workflows/era5_smap_transfer.toml fine-tunes an ERA5-Land model on real SMAP grids") {
+  testutil::TempDir tmp("grid-era5");
+  const std::string workflow = std::string(COUPLET_SOURCE_DIR) + "/workflows/era5_smap_transfer.toml";
+  const std::string small = "--set pretrain.epochs=2 --set transfer.epochs=2 --set scratch.epochs=2 ";
+  const auto out = testutil::run(grid_cli() + small + "--runs-dir " + (tmp.path / "runs").string() + " " + workflow);
+  INFO(out.text);
+  REQUIRE(out.code == 0);
+  const auto run = tmp.path / "runs/era5_smap_transfer/latest/artifacts";
+  auto pre = std::dynamic_pointer_cast<const Model>(store::read_artifact(run / "pretrain/model.h5"));
+  auto ft = std::dynamic_pointer_cast<const Model>(store::read_artifact(run / "transfer/model.h5"));
+  REQUIRE(pre);
+  REQUIRE(ft);
+  // The fine-tuned model is a model of SMAP: its target and lagged channel took the new name.
+  CHECK(pre->config.find("target = swvl1\nchannels = swvl1\n") != std::string::npos);
+  CHECK(ft->config.find("target = soil_moisture\nchannels = soil_moisture\n") != std::string::npos);
+  for (const char* node : {"transfer_score", "scratch_score", "persistence_score"}) {
+    INFO(node);
+    auto scores = std::dynamic_pointer_cast<const Table>(store::read_artifact(run / node / "scores.h5"));
+    REQUIRE(scores);
+    REQUIRE(scores->rows() == 3);
+    for (double n : scores->numbers("n")) CHECK(n > 10000);  // February SMAP cells with a forecast
+    for (double x : scores->numbers("RMSE")) CHECK((std::isfinite(x) && x < 0.3));
+  }
+  // A channel that is not the target needs input 'inputs'.
+  const auto bad = testutil::run(grid_cli() + small + "--set scratch.channels='[\"soil_moisture\", \"x\"]' "
+                                 "--runs-dir " + (tmp.path / "runs").string() + " " + workflow);
+  CHECK(bad.code != 0);
+  CHECK(bad.text.find("channel 'x' is not the target 'soil_moisture', so it is read from input 'inputs', which is not connected") !=
+        std::string::npos);
+}
