@@ -2,9 +2,11 @@
 // shared/specs/tem-wbm.md). The model is in types/kernels/richards/model.cpp; the work over sites in
 // simulate.cpp. This file only maps the Context (parameters, ports, threads, progress) onto it.
 #include "tem_wbm/calibrate.hpp"
+#include "tem_wbm/enkf.hpp"
 #include "tem_wbm/simulate.hpp"
 
 #include <couplet/sdk.hpp>
+#include <couplet/seed.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -450,5 +452,123 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     table->add_column("n_obs", n_obs, "d", "days scored");
     table->add_column("evaluations", evals, "1", "model runs");
     ctx.set_output("params", table);
+  });
+  auto enkf = plugin.node("assim.enkf");
+  enkf.version("1")
+      .summary("Ensemble Kalman filter: the water balance model driven day by day, surface soil moisture assimilated "
+               "into the layer states; analysis and open loop")
+      .doc("Data assimilation (Shen & Zhang's method 5, model adjustment) through tem_wbm's stepping interface. Per "
+           "site, `members` copies of the model (spun up together when spin_up is set, then optionally given "
+           "perturbed k_sat: log10 sd `ksat_sd`) run two ensembles with identical perturbed forcing — precipitation "
+           "× lognormal (log sd `precip_sd`, mean 1), shortwave × (1 + `swd_sd`·z), Tair + `tair_sd`·z — the open "
+           "loop, never updated, and the analysis: on each day with an observation (NaN = none) that "
+           "`assimilate_every` selects (day index % k = 0; the others are held out and reported), a stochastic "
+           "EnKF update with perturbed observations of the six layer water contents, x_m += K (y + e_m - SSM_m), "
+           "K = cov(theta, SSM) / (var(SSM) + R), R = obs_error^2, e_m ~ N(0, R); SSM is the model's top-100-mm "
+           "mean (linear in theta, so with obs_error = 0 every member's SSM equals the observation). Updated "
+           "layers are clamped to [theta_res, theta_sat] (the physical range) and the water the update adds is "
+           "reported (`increment`): the model's own mass balance holds between updates, not across them. Upland "
+           "sites only (a wetland site is an error naming it). Random draws come from the node seed and the site "
+           "name, so results do not depend on the thread count.")
+      .input("forcing", ArtifactKind::Dataset, "(site, time), daily: Pr, SWD, Tair, Vp, optional LAI (as tem_wbm.simulate)")
+      .input("observation", ArtifactKind::Dataset, "(site, time): the observed SSM (gappy; NaN = none) of every forcing site")
+      .optional_input("statics", ArtifactKind::Dataset, "(site): as tem_wbm.simulate")
+      .optional_input("params", ArtifactKind::Table, "per-site calibrated parameters, as tem_wbm.simulate")
+      .output("analysis", ArtifactKind::Dataset,
+              "(site, time): SSM (analysis ensemble mean after the day's update), SSM_sd, SSM_openloop, SSM_openloop_sd, "
+              "increment [mm], assimilated (1 assimilated, 0 held out, NaN no observation), heldout_obs (the "
+              "observations not assimilated: score the analysis on them)")
+      .output("layers", ArtifactKind::Dataset, "(site, time, layer): theta, the analysis ensemble mean")
+      .param(param_string("variable", "SSM", "the observed variable in `observation`"))
+      .param(param_int("members", 32, "ensemble size").bounds(2, 10000))
+      .param(param_float("obs_error", 0.04, "observation error sd (0: exact observations)").bounds(0, 1).in_units("m3 m-3"))
+      .param(param_float("precip_sd", 0.3, "sd of the log of the multiplicative precipitation error").bounds(0, 5))
+      .param(param_float("swd_sd", 0.1, "relative sd of the shortwave error").bounds(0, 1))
+      .param(param_float("tair_sd", 1.0, "sd of the air temperature error").bounds(0, 20).in_units("degC"))
+      .param(param_float("ksat_sd", 0.0, "sd of log10 k_sat across members (0: one parameter set)").bounds(0, 3))
+      .param(param_int("assimilate_every", 1, "assimilate the observations of every k-th day; the others are held out").bounds(1, 3650));
+  declare_model_params(enkf);
+  enkf.run([](Context& ctx) {
+    tw::SimulateConfig cfg = config_from(ctx);
+    const Dataset& forcing = ctx.dataset("forcing");
+    const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
+    const Table* params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
+    const tw::SiteInputs in = tw::prepare_inputs(forcing, statics, params, cfg);
+    for (const auto& w : in.warnings) ctx.warn(w);
+    const std::size_t ns = in.sites.size(), nt = in.time.size();
+    std::vector<double> obs;
+    try {
+      obs = series::align(series::read_site_series(ctx.dataset("observation"), ctx.param<std::string>("variable")),
+                          in.sites, in.time, "observations", "forcing");
+    } catch (const NodeError& e) {
+      throw NodeError(std::string("input 'observation': ") + e.what());
+    }
+    tw::EnkfConfig ec;
+    ec.members = ctx.param<int>("members");
+    ec.obs_error = ctx.param<double>("obs_error");
+    ec.precip_sd = ctx.param<double>("precip_sd");
+    ec.swd_sd = ctx.param<double>("swd_sd");
+    ec.tair_sd = ctx.param<double>("tair_sd");
+    ec.ksat_sd = ctx.param<double>("ksat_sd");
+    ec.assimilate_every = ctx.param<int>("assimilate_every");
+    ec.spin_up = cfg.spin_up;
+    std::vector<tw::EnkfSite> res(ns);
+    std::vector<std::string> errors(ns);
+    tw::for_each_site(
+        ns, cfg.threads,
+        [&](std::size_t s) {
+          try {
+            tw::Cell base(in.statics[s], in.params[s], cfg.options);
+            std::vector<tw::Forcing> days(nt);
+            for (std::size_t t = 0; t < nt; ++t) days[t] = in.day(s, t);
+            res[s] = tw::run_enkf(base, days.data(), nt, obs.data() + s * nt, ec, derive_seed(ctx.seed(), in.sites[s]));
+          } catch (const std::invalid_argument& e) {
+            errors[s] = e.what();
+          }
+        },
+        [&](std::size_t done, std::size_t) {
+          ctx.check_cancelled();
+          ctx.progress(static_cast<double>(done), static_cast<double>(ns), "sites");
+        });
+    for (std::size_t s = 0; s < ns; ++s)
+      if (!errors[s].empty()) throw NodeError("site '" + in.sites[s] + "': " + errors[s]);
+    auto join_rows = [&](std::vector<double> tw::EnkfSite::*member) {
+      std::vector<double> v;
+      v.reserve(ns * nt);
+      for (auto& r : res) v.insert(v.end(), (r.*member).begin(), (r.*member).end());
+      return v;
+    };
+    auto out = std::make_shared<Dataset>();
+    out->add(series::site_coord(in.sites));
+    out->add(series::time_coord(in.time));
+    auto add = [&](const char* name, std::vector<double> v, const char* units, const char* what) {
+      out->add(Variable(name, {"site", "time"}, {ns, nt}, std::move(v), {{"units", units}, {"long_name", what}}));
+    };
+    add("SSM", join_rows(&tw::EnkfSite::ssm), "m3 m-3", "surface soil moisture, analysis ensemble mean");
+    add("SSM_sd", join_rows(&tw::EnkfSite::ssm_sd), "m3 m-3", "analysis ensemble spread");
+    add("SSM_openloop", join_rows(&tw::EnkfSite::open_ssm), "m3 m-3", "surface soil moisture, open-loop ensemble mean");
+    add("SSM_openloop_sd", join_rows(&tw::EnkfSite::open_sd), "m3 m-3", "open-loop ensemble spread");
+    add("increment", join_rows(&tw::EnkfSite::increment), "mm", "mean water added to the column by the update");
+    auto assimilated = join_rows(&tw::EnkfSite::assimilated);
+    std::vector<double> held(ns * nt, std::numeric_limits<double>::quiet_NaN());
+    std::size_t n_use = 0, n_held = 0, aborted = 0;
+    for (std::size_t i = 0; i < held.size(); ++i) {
+      if (assimilated[i] == 0) held[i] = obs[i], ++n_held;
+      n_use += assimilated[i] == 1;
+    }
+    for (auto& r : res) aborted += r.aborted;
+    add("assimilated", std::move(assimilated), "1", "1: observation assimilated, 0: held out, NaN: none");
+    add("heldout_obs", std::move(held), "m3 m-3", "observations not assimilated (score the analysis on them)");
+    ctx.set_output("analysis", out);
+    auto layers = std::make_shared<Dataset>();
+    layers->add(series::site_coord(in.sites));
+    layers->add(series::time_coord(in.time));
+    for (auto& v : tw::layer_coordinates(cfg.options)) layers->add(std::move(v));
+    layers->add(Variable("theta", {"site", "time", "layer"}, {ns, nt, std::size_t{tw::kN}}, join_rows(&tw::EnkfSite::theta),
+                         tw::theta_attributes()));
+    ctx.set_output("layers", layers);
+    ctx.info(std::to_string(n_use) + " observations assimilated, " + std::to_string(n_held) + " held out, " +
+             std::to_string(ec.members) + " members, " + std::to_string(ns) + " sites");
+    if (aborted) ctx.warn(std::to_string(aborted) + " member-days aborted by the model (state kept)");
   });
 }
