@@ -599,6 +599,9 @@ class Run {
         store::write_table_csv(t, report / (spec.id + "." + out.name + ".csv"));
         store::write_table_markdown(t, report / (spec.id + "." + out.name + ".md"));
       } else if (out.kind == ArtifactKind::Dataset) {
+        // Only the attributes are read to decide: most Dataset outputs are never loaded here (streamed
+        // forcing of a global run), the maps are small.
+        if (!wants_maps(dst)) continue;
         auto a = artifact(i, out.name);
         const auto& ds = static_cast<const Dataset&>(*a);
         if (!reports_maps(ds)) continue;
@@ -614,6 +617,11 @@ class Run {
     }
   }
 
+  static bool wants_maps(const fs::path& file) {
+    const auto a = store::read_global_attributes(file);
+    auto it = a.find("couplet:report");
+    return it != a.end() && it->second == "maps";
+  }
   /// A Dataset output whose producer asks for maps (attribute couplet:report = maps) and has lat/lon.
   static bool reports_maps(const Dataset& ds) {
     auto it = ds.attrs.find("couplet:report");
@@ -642,6 +650,7 @@ class Run {
     for (std::size_t i = 0; i < n_; ++i)
       for (auto& out : wf_.nodes[i].type->decl->outputs)
         if (out.kind == ArtifactKind::Dataset) {
+          if (!results_[i].outputs.count(out.name) || !wants_maps(results_[i].outputs.at(out.name))) continue;
           auto a = artifact(static_cast<int>(i), out.name);
           const auto& ds = static_cast<const Dataset&>(*a);
           if (!reports_maps(ds)) continue;

@@ -825,6 +825,20 @@ std::shared_ptr<const Artifact> read_artifact(const fs::path& file) {
   }
 }
 
+Attributes read_global_attributes(const fs::path& file) {
+  try {
+    if (!fs::exists(file)) throw std::runtime_error("no such file");
+    Hdf5Session session;
+    std::string kind;
+    Id f = open_artifact(file, kind);
+    Attributes a = read_attrs(f, "the root group");
+    if (kind == "model") a.erase("model_type"), a.erase("model_config");
+    return a;
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot read the attributes of artifact '" + file.string() + "': " + e.what());
+  }
+}
+
 void verify_artifact(const fs::path& file) {
   try {
     if (!fs::exists(file)) throw std::runtime_error("no such file");

@@ -104,8 +104,11 @@ void grid_metrics(Context& ctx) {
   const std::string prefix = variable + "_lead";
   std::vector<std::pair<int, const Variable*>> leads;
   for (auto& v : pred.variables())
-    if (v.name().rfind(prefix, 0) == 0 && v.dims() == std::vector<std::string>{"time", "lat", "lon"})
-      leads.emplace_back(std::stoi(v.name().substr(prefix.size())), &v);
+    if (v.name().rfind(prefix, 0) == 0 && v.dims() == std::vector<std::string>{"time", "lat", "lon"}) {
+      const std::string digits = v.name().substr(prefix.size());
+      if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+      leads.emplace_back(std::stoi(digits), &v);
+    }
   if (leads.empty()) throw NodeError("input 'prediction' has no variable " + prefix + "<days> (learn.grid_predict's forecasts of '" + variable + "')");
   std::sort(leads.begin(), leads.end());
   std::vector<double> lead_col, n_col, rmse, mse, r2, r, bias;

@@ -48,8 +48,12 @@ void sites_to_grid(Context& ctx) {
   }
   // Cell centres: the mean site coordinate of each row (lat) and column (lon).
   std::vector<double> lat(H, 0), lon(W, 0), nlat(H, 0), nlon(W, 0);
+  std::map<std::pair<std::size_t, std::size_t>, std::string> taken;
   for (std::size_t i = 0; i < st_sites.size(); ++i) {
     const auto r = static_cast<std::size_t>(rows[i]), c = static_cast<std::size_t>(cols[i]);
+    if (auto [it, fresh] = taken.emplace(std::make_pair(r, c), st_sites[i]); !fresh)
+      throw NodeError("input 'statics': sites '" + it->second + "' and '" + st_sites[i] + "' share the cell row " +
+                      std::to_string(r) + ", col " + std::to_string(c));
     lat[r] += lats[i], nlat[r] += 1, lon[c] += lons[i], nlon[c] += 1;
   }
   for (std::size_t r = 0; r < H; ++r) {

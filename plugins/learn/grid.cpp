@@ -56,6 +56,10 @@ Axes axes_of(const Dataset& ds, const std::string& port) {
     if (!ds.has(c))
       throw NodeError("input '" + port + "': no coordinate '" + c + "'; gridded learning reads (time, lat, lon) Datasets "
                       "such as io.era5, io.smap or io.sites_to_grid outputs");
+  for (const char* c : {"time", "lat", "lon"})
+    if (ds.var(c).dims() != std::vector<std::string>{c})
+      throw NodeError("input '" + port + "': coordinate '" + c + "' must lie over its own dimension (" + c +
+                      "), not (" + join(ds.var(c).dims(), ", ") + "): a regular (time, lat, lon) grid is expected");
   a.time = ds.var("time").as_double();
   a.lat = ds.var("lat").as_double();
   a.lon = ds.var("lon").as_double();
@@ -144,6 +148,8 @@ namespace {
 struct FusedGates : torch::autograd::Function<FusedGates> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a_in,
                                                 const torch::Tensor& c_in) {
+    if (!a_in.is_cpu() || !c_in.is_cpu() || a_in.scalar_type() != torch::kFloat || c_in.scalar_type() != torch::kFloat)
+      throw std::invalid_argument("FusedGates: float32 CPU tensors expected");
     const auto a0 = a_in.contiguous();
     const std::int64_t B = a0.size(0), n = a0.size(1) / 4 * a0.size(2) * a0.size(3);  // per gate block
     auto act = a0.detach().clone();
@@ -279,7 +285,7 @@ torch::Tensor GridNetImpl::forward(const torch::Tensor& x) {
   switch (cfg.kind) {
     case GridKind::Cnn: return head_conv(cnn->forward(x.reshape({B, L * C, H, W})));
     case GridKind::ConvLstm: {
-      // Layer by layer over the whole sequence: each layer's input convolution runs once for all days.
+      // Layer by layer over the whole sequence (each layer's hidden states are the next one's inputs).
       auto seq = x;
       for (std::size_t l = 0; l < cells->size(); ++l) {
         auto* cell = cells[l]->as<ConvLstmCellImpl>();
@@ -298,8 +304,7 @@ torch::Tensor GridNetImpl::forward(const torch::Tensor& x) {
 }
 
 GridNet make_grid_net(const GridConfig& cfg, std::uint64_t seed) {
-  static std::mutex global_rng;  // initial weights come from LibTorch's global generator
-  std::lock_guard<std::mutex> lock(global_rng);
+  std::lock_guard<std::mutex> lock(torch_rng_mutex());  // initial weights come from LibTorch's global generator
   torch::manual_seed(seed);
   return GridNet(cfg);
 }
@@ -348,6 +353,9 @@ GridData assemble_grid(const GridConfig& cfg, const Dataset& inputs, const Datas
       if (auto it = day.find(d.time[t]); it != day.end()) in_row[t] = static_cast<std::ptrdiff_t>(it->second), ++found;
     if (found == 0) throw NodeError("input 'inputs' shares no day with input 'target'");
   }
+  d.input_day.assign(T, 1);
+  if (need_inputs)
+    for (std::size_t t = 0; t < T; ++t) d.input_day[t] = in_row[t] >= 0;
   for (auto& name : cfg.channels) {
     std::vector<float> ch(T * HW, kNaNf);
     if (name == cfg.target) {
@@ -410,7 +418,8 @@ std::vector<SampleRef> grid_samples(const GridData& d, const GridConfig& cfg, st
   const std::size_t T = d.n_times(), HW = d.H * d.W, L = static_cast<std::size_t>(cfg.seq_len),
                     maxlead = static_cast<std::size_t>(cfg.max_lead());
   std::vector<SampleRef> out;
-  for (std::size_t t = std::max(t0, L - 1); t < t1 && t + maxlead < T; ++t)
+  for (std::size_t t = std::max(t0, L - 1); t < t1 && t + maxlead < T; ++t) {
+    if (!window_complete(d, t, L)) continue;
     for (auto r : rows)
       for (auto c : cols) {
         bool any = false;
@@ -422,6 +431,7 @@ std::vector<SampleRef> grid_samples(const GridData& d, const GridConfig& cfg, st
         }
         if (any) out.push_back({t, r, c});
       }
+  }
   return out;
 }
 
@@ -452,6 +462,13 @@ std::pair<torch::Tensor, torch::Tensor> make_batch(const GridData& d, const Grid
     }
   }
   return {x, y};
+}
+
+bool window_complete(const GridData& d, std::size_t t, std::size_t L) {
+  if (d.input_day.empty()) return true;
+  for (std::size_t k = t + 1 - L; k <= t; ++k)
+    if (!d.input_day[k]) return false;
+  return true;
 }
 
 std::vector<char> land_mask(const GridData& d) {
@@ -489,6 +506,16 @@ GridTrainResult train_grid(GridNet& net, const GridData& d, const std::vector<Sa
   set_threads(opt.threads);
   keep_freed_memory();
   GridTrainResult r;
+  std::vector<bool> was_trainable;  // the caller's flags, restored on every way out
+  for (auto& p : net->parameters()) was_trainable.push_back(p.requires_grad());
+  struct Restore {
+    GridNet& net;
+    const std::vector<bool>& flags;
+    ~Restore() {
+      auto ps = net->parameters();
+      for (std::size_t i = 0; i < ps.size(); ++i) ps[i].set_requires_grad(flags[i]);
+    }
+  } restore{net, was_trainable};
   for (auto& prefix : opt.freeze) {
     bool matched = false;
     for (auto& p : net->named_parameters())
@@ -565,7 +592,6 @@ GridTrainResult train_grid(GridNet& net, const GridData& d, const std::vector<Sa
     auto ps = net->parameters();
     for (std::size_t i = 0; i < ps.size(); ++i) ps[i].copy_(best_w[i]);
   }
-  for (auto& p : net->parameters()) p.set_requires_grad(true);
   net->eval();
   return r;
 }
@@ -579,7 +605,8 @@ std::vector<std::vector<float>> forecast(GridNet& net, const GridData& d, const 
   std::vector<std::vector<float>> out(cfg.leads.size(), std::vector<float>(T * HW, kNaNf));
   std::vector<SampleRef> refs;
   for (auto t : issue)
-    if (t + 1 >= static_cast<std::size_t>(cfg.seq_len) && t < T) refs.push_back({t, 0, 0});
+    if (t + 1 >= static_cast<std::size_t>(cfg.seq_len) && t < T && window_complete(d, t, static_cast<std::size_t>(cfg.seq_len)))
+      refs.push_back({t, 0, 0});
   const float m = static_cast<float>(n.target_mean), s = static_cast<float>(n.target_std);
   constexpr std::size_t kBatch = 16;
   for (std::size_t b = 0; b < refs.size(); b += kBatch) {
@@ -629,7 +656,10 @@ GridLoaded grid_from_model(const Model& m) {
                     " channels, its config names " + std::to_string(l.cfg.channels.size()));
   l.norm.target_mean = tn[0];
   l.norm.target_std = tn[1];
-  l.net = GridNet(l.cfg);
+  {
+    std::lock_guard<std::mutex> lock(torch_rng_mutex());
+    l.net = GridNet(l.cfg);
+  }
   load_parameters(m, *l.net);
   l.net->eval();
   return l;

@@ -84,6 +84,9 @@ struct GridData {
   std::size_t H = 0, W = 0;
   std::vector<std::vector<float>> channels;  ///< one per GridConfig::channels, T × H × W (lagged target filled)
   std::vector<float> target;                 ///< T × H × W
+  /// Per day: 1 when the `inputs` Dataset has it (always 1 without input channels). A sample or forecast
+  /// whose window holds a day without inputs is skipped, never fed the mean in its place.
+  std::vector<char> input_day;
   std::size_t n_times() const { return time.size(); }
 };
 /// Reads the grids: channels named like the target come from `target` (with the carry fill), the others
@@ -151,6 +154,8 @@ GridTrainResult train_grid(GridNet& net, const GridData& d, const std::vector<Sa
 /// the record are dropped); NaN elsewhere and at cells outside `land`.
 std::vector<std::vector<float>> forecast(GridNet& net, const GridData& d, const GridNorm& n,
                                          const std::vector<std::size_t>& issue, const std::vector<char>& land);
+/// True when every day of the window t-L+1 .. t has its inputs (GridData::input_day).
+bool window_complete(const GridData& d, std::size_t t, std::size_t L);
 /// Cells where the target is finite on at least one day (the land mask of the target grid).
 std::vector<char> land_mask(const GridData& d);
 

@@ -7,6 +7,7 @@
 #include <couplet/series.hpp>
 #include <couplet/time.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -88,8 +89,9 @@ void fit(Context& ctx, GridNet& net, GridData& d, const GridNorm& norm, const st
   auto all = grid_samples(d, cfg, t0, std::max(t0, t1), patch);
   if (all.empty())
     throw NodeError("no training samples: the training period (" + format_date(static_cast<std::int64_t>(d.time[t0])) + " .. " +
-                    format_date(static_cast<std::int64_t>(d.time[t_end - 1])) + ") needs more than seq_len + the longest lead (" +
-                    std::to_string(cfg.seq_len + cfg.max_lead()) + ") days with a present target at some lead");
+                    format_date(static_cast<std::int64_t>(d.time[t_end - 1])) + ") has no issue day with " +
+                    std::to_string(cfg.seq_len) + " input days (the inputs present on all of them), its leads up to " +
+                    std::to_string(cfg.max_lead()) + " days inside the period and a present target at some lead");
   // Validation: the last issue days (whole days, every tile of a day on one side).
   const double vf = ctx.param<double>("validation_fraction");
   const std::size_t first_t = all.front().t, last_t = all.back().t;
@@ -135,11 +137,22 @@ GridConfig config_from_params(const Context& ctx, GridKind kind) {
   c.target = ctx.param<std::string>("target");
   c.channels = ctx.param<std::vector<std::string>>("channels");
   if (c.channels.empty()) throw NodeError("parameter 'channels': at least one input channel is needed");
+  for (std::size_t i = 0; i < c.channels.size(); ++i) {
+    const auto& ch = c.channels[i];
+    if (ch.empty() || ch.find_first_of(",\n") != std::string::npos)
+      throw NodeError("parameter 'channels': '" + ch + "' is not a variable name (empty, or with a comma or newline)");
+    for (std::size_t j = 0; j < i; ++j)
+      if (c.channels[j] == ch) throw NodeError("parameter 'channels': '" + ch + "' is listed twice");
+  }
+  if (c.target.empty() || c.target.find_first_of(",\n") != std::string::npos)
+    throw NodeError("parameter 'target': '" + c.target + "' is not a variable name");
   c.seq_len = ctx.param<int>("seq_len");
   c.leads.clear();
   for (double l : ctx.param<std::vector<double>>("leads")) {
     if (l < 1 || l != std::floor(l) || l > 3650)
       throw NodeError("parameter 'leads': " + std::to_string(l) + " is not a whole number of days ≥ 1");
+    if (std::find(c.leads.begin(), c.leads.end(), static_cast<int>(l)) != c.leads.end())
+      throw NodeError("parameter 'leads': " + std::to_string(static_cast<int>(l)) + " is listed twice");
     c.leads.push_back(static_cast<int>(l));
   }
   if (c.leads.empty()) throw NodeError("parameter 'leads': at least one lead time is needed");
@@ -197,6 +210,12 @@ void run_predict(Context& ctx) {
   for (std::size_t t = v0 >= static_cast<std::size_t>(l.cfg.max_lead()) ? v0 - static_cast<std::size_t>(l.cfg.max_lead()) : 0;
        t + static_cast<std::size_t>(min_lead) < v1; ++t)
     issue.push_back(t);
+  std::size_t no_inputs = 0;
+  for (auto t : issue)
+    no_inputs += t + 1 >= static_cast<std::size_t>(l.cfg.seq_len) && !window_complete(d, t, static_cast<std::size_t>(l.cfg.seq_len));
+  if (no_inputs)
+    ctx.warn(std::to_string(no_inputs) + " issue day(s) not forecast: input 'inputs' lacks a day of their " +
+             std::to_string(l.cfg.seq_len) + "-day window");
   set_threads(torch_threads(ctx));
   auto out = forecast(l.net, d, l.norm, issue, land);
   const std::size_t HW = d.H * d.W;
@@ -301,7 +320,8 @@ void register_grid_nodes(Registry& plugin) {
              "layer but the output), `encoder.0` (the first conv layer or ConvLSTM cell), `head`; a prefix that matches "
              "nothing is an error listing the names. Inputs are normalised with the pre-trained model's statistics (the "
              "network's inputs keep their meaning), or refitted on the target's training period with `renormalise`. "
-             "`epochs = 0` returns the pre-trained model unchanged (with the chosen normalisation). The "
+             "`epochs = 0` returns the pre-trained weights (with the chosen normalisation and name; the target must still "
+             "give training samples). The "
              "no-transfer twin is the same trainer node on the target alone. " + kGridDoc);
     b.input("init", ArtifactKind::Model, "the pre-trained learn.grid model");
     data_ports(b);

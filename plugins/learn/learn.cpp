@@ -394,10 +394,14 @@ torch::Tensor NetImpl::forward(const torch::Tensor& seq, const torch::Tensor& cu
 Net make_net(const Config& cfg, std::uint64_t seed) {
   // Initial weights come from LibTorch's global generator: one network at a time, so that networks built
   // by concurrent folds each get exactly their seed's weights.
-  static std::mutex global_rng;
-  std::lock_guard<std::mutex> lock(global_rng);
+  std::lock_guard<std::mutex> lock(torch_rng_mutex());
   torch::manual_seed(seed);
   return Net(cfg);
+}
+
+std::mutex& torch_rng_mutex() {
+  static std::mutex m;
+  return m;
 }
 
 torch::Tensor masked_mse(const torch::Tensor& pred, const torch::Tensor& y) {
@@ -827,7 +831,10 @@ Loaded from_model(const Model& m) {
   if (l.norm.mean.size() != l.cfg.feature_names().size())
     throw NodeError("model '" + m.type + "': normalisation statistics for " + std::to_string(l.norm.mean.size()) +
                     " features, config names " + std::to_string(l.cfg.feature_names().size()));
-  l.net = Net(l.cfg);
+  {
+    std::lock_guard<std::mutex> lock(torch_rng_mutex());  // construction draws (then overwritten) weights
+    l.net = Net(l.cfg);
+  }
   load_parameters(m, *l.net);
   l.net->eval();
   return l;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -119,6 +120,9 @@ torch::Tensor lstm_last_hidden(torch::nn::LSTM& lstm, const torch::Tensor& seq);
 
 /// Seeds LibTorch with `seed` and builds the network, so that initial weights follow from the seed.
 Net make_net(const Config& cfg, std::uint64_t seed);
+/// Held by whoever builds a network: construction draws initial weights from LibTorch's global generator,
+/// so two networks built at once (concurrent nodes, folds, a loader) would take each other's numbers.
+std::mutex& torch_rng_mutex();
 
 /// Mean of (pred - y)² over the entries where y is finite; 0 (with gradient) when there are none.
 torch::Tensor masked_mse(const torch::Tensor& pred, const torch::Tensor& y);

@@ -251,6 +251,44 @@ double soil_evap_potential(const Met& m, double A_g, const Options& o) {
   return penman_monteith(m, A_g, m.D, r_s, r_s) * m.t_day;
 }
 
+void et_slot_physics(const double* x, const Params& p, const Options& o, double* out) {
+  const double T = x[0], LAI = std::max(0.0, x[3]);
+  // The day's meteorology as derived_met builds it, from the features that carry it.
+  Met m{};
+  m.P = x[11];
+  m.es = sat_vp(T);
+  m.delta = slope_sat_vp(T);
+  m.D = x[1];
+  m.lambda = latent_heat(T);
+  m.T_K = T + 273.15;
+  m.rho_a = m.P / (kRd * m.T_K);
+  m.gamma = psychrometric(m.P, m.lambda);
+  m.t_day = x[7];
+  m.N = m.t_day / 3600.0;
+  m.SW_d = x[2];
+  Stress st{};
+  st.f_D = clamp((o.D_close - m.D) / (o.D_close - o.D_open), 0.0, 1.0);
+  st.f_T = clamp((T - o.T_close) / (o.T_open - o.T_close), 0.0, 1.0);
+  st.beta_T = x[8];
+  const double G_s = canopy_conductance(m, st, LAI, p, o);
+  Canopy c{};
+  c.A_c = x[4];
+  c.A_g = x[5];
+  c.t_dry = x[6];
+  c.G_b = LAI >= 1e-6 ? o.g_bl * LAI : 0.0;
+  double G_t = 0;
+  if (LAI >= 1e-6) {
+    const double G_cut = o.g_cut * LAI;
+    G_t = c.G_b * (G_s + G_cut) / (c.G_b + G_s + G_cut);
+  }
+  double T_dem;
+  if (LAI < 1e-6 || st.beta_T <= 0 || st.f_T <= 0) T_dem = 0;
+  else if (o.et_method == EtMethod::PM) T_dem = penman_monteith(m, c.A_c, m.D, 1.0 / G_t, 1.0 / c.G_b) * c.t_dry;
+  else T_dem = o.alpha_pt * m.delta / (m.delta + m.gamma) * (c.A_c / m.lambda) * c.t_dry * st.f_D * st.f_T * st.beta_T;
+  out[0] = T_dem;
+  out[1] = soil_evap_potential(m, c.A_g, o) * soil_evap_factor_relative(x[9]);
+}
+
 // ---- §13.8 -------------------------------------------------------------------------------------------------
 
 double upland_ssm(const Layers& theta, const Soil& s) {

@@ -126,11 +126,20 @@ void allocate_uptake(double T_dem, const Stress& st, const Layers& theta, const 
 /// Energy-limited potential ES_pot [mm d-1] (PT default, or PM with bare-soil resistance).
 double soil_evap_potential(const Met& m, double A_g, const Options& o);
 /// Lee & Pielke moisture factor β_s(θ_1).
-inline double soil_evap_factor(double theta1, double theta_fc1) {
-  if (theta1 >= theta_fc1) return 1.0;
-  const double c = 1.0 - std::cos(kPi * theta1 / theta_fc1);
+/// Of the relative wetness r = θ_1/θ_fc,1 (what the ET slot's feature 9 carries, so that the slot's
+/// physics reproduces this bit for bit).
+inline double soil_evap_factor_relative(double r) {
+  if (r >= 1.0) return 1.0;
+  const double c = 1.0 - std::cos(kPi * r);
   return 0.25 * c * c;
 }
+inline double soil_evap_factor(double theta1, double theta_fc1) { return soil_evap_factor_relative(theta1 / theta_fc1); }
+
+/// The built-in evapotranspiration demands (§11–§12) as a function of the ET slot's feature vector (see
+/// EtSlot in model.hpp) for parameters `p` and options `o`: out[0] T_dem, out[1] ES demand [mm d-1]. The
+/// same operations as the physics path, so a cell with this in its slot gives bit-identical results (the
+/// identity surrogate; also the sampler of emulator training pairs).
+void et_slot_physics(const double* features, const Params& p, const Options& o, double* out);
 /// ES after the snow rule and the supply cap (after root uptake e_1).
 inline double soil_evap(double ES_demand, bool snow_covered, double theta1, double e1, const Soil& s) {
   double ES = snow_covered ? 0.0 : ES_demand;

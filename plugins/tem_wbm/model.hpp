@@ -41,6 +41,15 @@ struct DrainageSlot {
   virtual double evaluate(const double* features) const = 0;
 };
 
+/// The built-in physics in the ET slot (kernels' et_slot_physics with fixed parameters and options): gives
+/// bit-identical results to the empty slot; samples the physics for emulator training.
+struct PhysicsEtSlot : EtSlot {
+  PhysicsEtSlot(const Params& p, const Options& o) : params(p), options(o) {}
+  void evaluate(const double* features, double* out) const override { et_slot_physics(features, params, options, out); }
+  Params params;
+  Options options;
+};
+
 struct Slots {
   const EtSlot* et = nullptr;              ///< null: physics (§11–§12)
   const DrainageSlot* drainage = nullptr;  ///< null: physics (§13.3 / §14.3)

@@ -194,7 +194,7 @@ tw::SimulateConfig config_from(Context& ctx) {
 
 COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   auto node = plugin.node("tem_wbm.simulate");
-  node.version("3")  // 2: outputs streamed in blocks; 3: LAI per site from statics
+  node.version("4")  // 2: outputs streamed in blocks; 3: LAI per site from statics; 4: beta_s of theta_1/theta_fc,1 (last-bit changes)
       .summary("TEM-style daily soil water balance: upland six-layer Richards column or two-zone wetland")
       .doc("Implements shared/specs/tem-wbm.md v1.0 cell by cell (sites are independent): degree-day snow, "
            "canopy interception (I_RMAX), Beer's-law radiation partition (E_R), Penman-Monteith transpiration "
@@ -329,7 +329,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   });
 
   auto cal = plugin.node("tem_wbm.calibrate");
-  cal.version("3")  // 2: per-site seeds from derive_seed; 3: LAI per site from statics
+  cal.version("4")  // 2: per-site seeds from derive_seed; 3: LAI per site from statics; 4: beta_s last-bit change
       .summary("Calibrates the water balance model per site against observed SSM (DE search + LM polish)")
       .doc("Estimates, per site, the spec's section 3.1 parameters within their bounds: upland theta_sat, "
            "k_sat, psi_sat, b, i_rmax, g_max, e_r; wetland q_drmax, i_rmax, g_max, e_r. k_sat, psi_sat and "

@@ -253,6 +253,13 @@ TEST_CASE("grid: samples, tiles and batches follow the window and lead conventio
   CHECK(x[0][3][0][1][1].item<float>() == d.channels[0][20 * HW + 1 * 7 + 1]);  // last = t
   CHECK(y[0][1][4][6].item<float>() == d.target[23 * HW + 4 * 7 + 6]);          // lead 3
   CHECK(std::isnan(y[0][0][0][3].item<float>()));                                // lead 1: the NaN stays
+  // A day the inputs lack removes every sample whose window holds it (never filled with the mean).
+  GridData holed = d;
+  holed.input_day.assign(40, 1);
+  holed.input_day[10] = 0;
+  auto kept = grid_samples(holed, cfg, 0, 40, 0);
+  CHECK(kept.size() == 34 - 4);  // issue days 10 .. 13
+  for (auto& k : kept) CHECK((k.t < 10 || k.t > 13));
   // A sample needs some present target: a day whose leads are all missing is skipped.
   for (std::size_t k = 0; k < HW; ++k) d.target[22 * HW + k] = d.target[24 * HW + k] = kNaNf;
   auto fewer = grid_samples(d, cfg, 0, 40, 0);

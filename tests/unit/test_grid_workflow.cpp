@@ -147,6 +147,8 @@ params = { epochs = 1, freeze = ["encoder"] }
       {"--set pre.channels='[\"Pr\", \"SSM\", \"Soil_T\"]'", "input 'inputs' has no variable 'Soil_T' (its (time, lat, lon) variables: Pr, Tair)"},
       {"--set ft.freeze='[\"decoder\"]'", "freeze: 'decoder' matches no parameter of the convlstm network (its parameters: encoder.0.gates.weight"},
       {"--set pre.kernel=4", "parameter 'kernel': must be odd"},
+      {"--set pre.leads='[3, 3]'", "parameter 'leads': 3 is listed twice"},
+      {"--set pre.channels='[\"Pr\", \"SSM\", \"Pr\"]'", "parameter 'channels': 'Pr' is listed twice"},
       {"--set pre.leads='[3, 2.5]'", "parameter 'leads': 2.5"},
       {"--set pre.train_end='\"2015-01-10\"'", "no training samples"},
       {"--set pre.train_start='\"2030-01-01\"'", "holds no day of the target's record (2015-01-01 .. 2015-07-19)"},

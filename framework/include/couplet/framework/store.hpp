@@ -58,6 +58,10 @@ std::shared_ptr<const Artifact> read_artifact(const std::filesystem::path& file)
 /// caller verifies a file once before them.
 void verify_artifact(const std::filesystem::path& file);
 
+/// The artifact's global attributes alone (Artifact::attrs), without reading any variable: cheap for a
+/// streamed multi-gigabyte Dataset. Throws naming the file.
+Attributes read_global_attributes(const std::filesystem::path& file);
+
 /// Writes a Dataset whose streamed variables never need to be in memory whole (see ChunkedLayout).
 ///
 /// Row blocks may come in any order and the file's bytes do not depend on it: a group of chunk rows
