@@ -74,9 +74,14 @@ TEST_CASE("et slot: the physics in the slot gives bit-identical days to the empt
     CHECK(differing == 0);
     CHECK(et_days > 200);  // the slot really carried transpiration and soil evaporation
     // And the slot is what the model uses: other physics in it changes the days.
-    Params q = p;
-    q.g_max *= 1.5;
-    const PhysicsEtSlot other(q, o);
+    struct Scaled : EtSlot {
+      const EtSlot& inner;
+      explicit Scaled(const EtSlot& s) : inner(s) {}
+      void evaluate(const double* x, double* out) const override {
+        inner.evaluate(x, out);
+        out[0] *= 1.2, out[1] *= 1.2;
+      }
+    } other(physics);
     Slots slots2;
     slots2.et = &other;
     Cell a(st, p, o), b(st, p, o);
