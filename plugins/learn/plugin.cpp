@@ -6,6 +6,7 @@
 #include "learn/learn.hpp"
 #include "learn/loss_terms.hpp"
 #include "learn/search.hpp"
+#include "learn/surrogate.hpp"
 
 #include <couplet/sdk.hpp>
 #include <couplet/seed.hpp>
@@ -1261,6 +1262,88 @@ COUPLET_PLUGIN("learn", "0.1.0") {
       });
 
   grid::register_grid_nodes(plugin);
+
+  plugin.node("learn.surrogate")
+      .version("1")
+      .summary("Trains an MLP surrogate of a process (features -> outputs) for an embedded slot, e.g. the ET emulator")
+      .doc("Learns `outputs` from `features` (columns of `samples`, e.g. tem_wbm.sample_et's ET slot pairs): an MLP of "
+           "`layers` tanh layers of `hidden` units and a linear output, on z-scored inputs and outputs (statistics of "
+           "the training rows), Adam on the MSE, mini-batches of `batch`, early stopping on a validation share of the "
+           "rows drawn by a seeded permutation (best weights kept). Rows with a missing value are dropped. The Model "
+           "(type learn.surrogate) provides a Surrogate: tem_wbm.simulate's `et_surrogate` (12 features -> 2 outputs, in "
+           "the slot's order) calls it once per cell-day, evaluated in plain C++ double precision. `accuracy` gives "
+           "the validation RMSE and R2 per output in physical units.")
+      .input("samples", ArtifactKind::Table, "one row per example: the feature and output columns")
+      .output("model", ArtifactKind::Model, "learn.surrogate: configuration, normalisation and weights")
+      .output("history", ArtifactKind::Table, "per epoch: training and validation loss (normalised MSE)")
+      .output("accuracy", ArtifactKind::Table, "per output: validation RMSE and R2 in physical units, row counts")
+      .param(param_strings("features", std::vector<std::string>{"Tair", "VPD", "SW_d", "LAI", "A_c", "A_g", "t_dry", "t_day",
+                                                                 "beta_T", "rel_theta1", "snow", "P"},
+                           "feature columns, in the slot's order (default: the ET slot's 12)"))
+      .param(param_strings("outputs", std::vector<std::string>{"T_dem", "ES_dem"}, "output columns, in the slot's order"))
+      .param(param_int("hidden", 32, "units per hidden layer").bounds(1, 4096))
+      .param(param_int("layers", 2, "hidden layers").bounds(1, 16))
+      .param(param_int("epochs", 200, "most epochs").bounds(1, 100000))
+      .param(param_int("batch", 256, "rows per mini-batch").bounds(1, 1000000))
+      .param(param_int("patience", 10, "epochs without a better validation loss before stopping").at_least(0))
+      .param(param_float("learning_rate", 1e-3, "Adam learning rate").bounds(1e-8, 1))
+      .param(param_float("validation_fraction", 0.2, "share of the rows held out for early stopping and the accuracy").bounds(0, 0.9))
+      .param(param_int("torch_threads", 1, "LibTorch threads (0 = the executor's)").at_least(0))
+      .run([](Context& ctx) {
+        const Table& t = ctx.table("samples");
+        surrogate::MlpConfig cfg;
+        cfg.features = ctx.param<std::vector<std::string>>("features");
+        cfg.outputs = ctx.param<std::vector<std::string>>("outputs");
+        cfg.hidden = ctx.param<int>("hidden");
+        cfg.layers = ctx.param<int>("layers");
+        if (cfg.features.empty() || cfg.outputs.empty()) throw NodeError("parameters 'features' and 'outputs' must not be empty");
+        auto column = [&](const std::string& name) -> const std::vector<double>& {
+          if (!t.has(name)) {
+            std::string have;
+            for (auto& c : t.columns()) have += (have.empty() ? "" : ", ") + c.name;
+            throw NodeError("input 'samples' has no column '" + name + "' (it has: " + have + ")");
+          }
+          if (!t.column(name).is_numeric()) throw NodeError("input 'samples': column '" + name + "' holds strings");
+          return t.numbers(name);
+        };
+        const std::size_t n = t.rows(), F = cfg.features.size(), O = cfg.outputs.size();
+        std::vector<double> x(n * F), y(n * O);
+        for (std::size_t j = 0; j < F; ++j) {
+          const auto& c = column(cfg.features[j]);
+          for (std::size_t i = 0; i < n; ++i) x[i * F + j] = c[i];
+        }
+        for (std::size_t j = 0; j < O; ++j) {
+          const auto& c = column(cfg.outputs[j]);
+          for (std::size_t i = 0; i < n; ++i) y[i * O + j] = c[i];
+        }
+        surrogate::FitOptions opt;
+        opt.epochs = ctx.param<int>("epochs");
+        opt.batch = ctx.param<int>("batch");
+        opt.patience = ctx.param<int>("patience");
+        opt.lr = ctx.param<double>("learning_rate");
+        opt.validation_fraction = ctx.param<double>("validation_fraction");
+        opt.seed = ctx.seed();
+        opt.threads = torch_threads(ctx, ctx.threads());
+        auto r = surrogate::fit(cfg, x, y, n, opt);
+        auto hist = std::make_shared<Table>();
+        std::vector<double> ep;
+        for (std::size_t e = 0; e < r.train_loss.size(); ++e) ep.push_back(static_cast<double>(e + 1));
+        hist->add_column("epoch", std::move(ep), "", "1-based epoch");
+        hist->add_column("train_loss", r.train_loss, "1", "MSE of the z-scored outputs on the training rows");
+        hist->add_column("val_loss", r.val_loss, "1", "the same on the validation rows");
+        auto acc = std::make_shared<Table>();
+        acc->add_column("output", cfg.outputs, "", "output column");
+        acc->add_column("val_rmse", r.val_rmse.empty() ? std::vector<double>(O, kNaN) : r.val_rmse, "", "RMSE on the validation rows, units of the output");
+        acc->add_column("val_r2", r.val_r2.empty() ? std::vector<double>(O, kNaN) : r.val_r2, "1", "1 - SSres/SStot on the validation rows");
+        acc->add_column("n_train", std::vector<double>(O, static_cast<double>(r.n_train)), "", "training rows");
+        acc->add_column("n_val", std::vector<double>(O, static_cast<double>(r.n_val)), "", "validation rows");
+        ctx.info("best epoch " + std::to_string(r.best_epoch) + " of " + std::to_string(r.train_loss.size()) + ", " +
+                 std::to_string(r.n_train) + " training rows");
+        ctx.set_output("model", std::make_shared<Model>(std::move(r.model)));
+        ctx.set_output("history", hist);
+        ctx.set_output("accuracy", acc);
+      });
+  plugin.model_type({surrogate::kType, {}, [](const Model& m) { return surrogate::make_surrogate(m); }, {}});
   plugin.model_type({grid::kGridModelType, {}, {}, {}});  // applied by learn.grid_predict
 
   for (const char* type : {"learn.lstm", "learn.fcnn", "learn.pgdl"}) plugin.model_type({type, &make_predictor, {}, {}});

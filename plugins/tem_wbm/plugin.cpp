@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <set>
 #include <memory>
 #include <mutex>
@@ -570,5 +571,115 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     ctx.info(std::to_string(n_use) + " observations assimilated, " + std::to_string(n_held) + " held out, " +
              std::to_string(ec.members) + " members, " + std::to_string(ns) + " sites");
     if (aborted) ctx.warn(std::to_string(aborted) + " member-days aborted by the model (state kept)");
+  });
+  auto sample = plugin.node("tem_wbm.sample_et");
+  sample.version("1")
+      .summary("Samples the evapotranspiration slot: the model run over the forcing, each cell-day's slot inputs and "
+               "the physics' outputs as training pairs for an emulator")
+      .doc("Runs the model like tem_wbm.simulate (same inputs and parameters) with the built-in ET physics in the "
+           "slot, and records for every cell-day its 12 slot features (Tair, VPD, SW_d, LAI, A_c, A_g, t_dry, t_day, "
+           "beta_T, rel_theta1, snow, P; see tem_wbm.simulate) and the physics' 2 outputs (T_dem, ES_dem [mm d-1]): "
+           "the forcing and state space the model visits. Days in [start, end] only; then `samples` rows drawn "
+           "without replacement (seeded by the node seed; 0 = all), in their run order. Learn an emulator from them "
+           "with learn.surrogate and put it in tem_wbm.simulate's `et_surrogate`.")
+      .input("forcing", ArtifactKind::Dataset, "(site, time), daily: as tem_wbm.simulate")
+      .optional_input("statics", ArtifactKind::Dataset, "(site): as tem_wbm.simulate")
+      .optional_input("params", ArtifactKind::Table, "per-site calibrated parameters, as tem_wbm.simulate")
+      .output("samples", ArtifactKind::Table, "one row per sampled cell-day: site, time, the 12 features, T_dem, ES_dem")
+      .param(param_int("samples", 0, "rows kept, drawn at random (0 = every cell-day)").at_least(0))
+      .param(param_date("start", "", "first sampled day (YYYY-MM-DD); empty = the first"))
+      .param(param_date("end", "", "last sampled day (YYYY-MM-DD); empty = the last"));
+  declare_model_params(sample);
+  sample.run([](Context& ctx) {
+    tw::SimulateConfig cfg = config_from(ctx);
+    const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
+    const Table* params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
+    const tw::SiteInputs in = tw::prepare_inputs(ctx.dataset("forcing"), statics, params, cfg);
+    for (const auto& w : in.warnings) ctx.warn(w);
+    const std::size_t ns = in.sites.size(), nt = in.time.size();
+    const auto start = ctx.param<std::string>("start"), end = ctx.param<std::string>("end");
+    const double first = start.empty() ? -1e300 : static_cast<double>(series::date_param("start", start));
+    const double last = end.empty() ? 1e300 : static_cast<double>(series::date_param("end", end));
+    // Each site records into its own rows, joined in site order: the table does not depend on the threads.
+    struct Recorder : tw::EtSlot {
+      tw::PhysicsEtSlot physics;
+      std::vector<double>* rows = nullptr;
+      std::vector<double>* days = nullptr;
+      double day = 0;
+      bool on = false;
+      Recorder(const tw::Params& p, const tw::Options& o) : physics(p, o) {}
+      void evaluate(const double* x, double* out) const override {
+        physics.evaluate(x, out);
+        if (!on) return;
+        rows->insert(rows->end(), x, x + tw::EtSlot::kFeatures);
+        rows->insert(rows->end(), out, out + tw::EtSlot::kOutputs);
+        days->push_back(day);
+      }
+    };
+    constexpr std::size_t kW = tw::EtSlot::kFeatures + tw::EtSlot::kOutputs;
+    std::vector<std::vector<double>> rows(ns);
+    std::vector<std::vector<double>> days_of(ns);
+    std::vector<std::string> errors(ns);
+    tw::for_each_site(
+        ns, cfg.threads,
+        [&](std::size_t s) {
+          try {
+            tw::Cell cell(in.statics[s], in.params[s], cfg.options);
+            Recorder rec(in.params[s], cfg.options);
+            rec.rows = &rows[s];
+            rec.days = &days_of[s];
+            tw::Slots slots;
+            slots.et = &rec;
+            if (cfg.spin_up && nt > 0) {
+              std::vector<tw::Forcing> year(std::min<std::size_t>(365, nt));
+              for (std::size_t t = 0; t < year.size(); ++t) year[t] = in.day(s, t);
+              tw::spin_up(cell, year.data(), year.size(), slots, cfg.spin_up_tol, cfg.spin_up_max);
+            }
+            for (std::size_t t = 0; t < nt; ++t) {
+              rec.on = in.time[t] >= first && in.time[t] <= last;
+              rec.day = in.time[t];
+              cell.advance(in.day(s, t), slots);
+            }
+          } catch (const std::invalid_argument& e) {
+            errors[s] = e.what();
+          }
+        },
+        [&](std::size_t done, std::size_t) {
+          ctx.check_cancelled();
+          ctx.progress(static_cast<double>(done), static_cast<double>(ns), "sites");
+        });
+    for (std::size_t s = 0; s < ns; ++s)
+      if (!errors[s].empty()) throw NodeError("site '" + in.sites[s] + "': " + errors[s]);
+    std::vector<std::pair<std::size_t, std::size_t>> index;  // (site, row within site)
+    for (std::size_t s = 0; s < ns; ++s)
+      for (std::size_t r = 0; r < rows[s].size() / kW; ++r) index.emplace_back(s, r);
+    if (index.empty()) throw NodeError("no cell-day in the period " + (start.empty() ? std::string("start") : start) + " .. " +
+                                       (end.empty() ? std::string("end") : end));
+    const auto want = static_cast<std::size_t>(ctx.param<std::int64_t>("samples"));
+    if (want > 0 && want < index.size()) {
+      // Partial Fisher–Yates on the raw engine output (the same draw with every standard library), then run order.
+      std::mt19937_64 rng(ctx.seed());
+      for (std::size_t i = 0; i < want; ++i) std::swap(index[i], index[i + rng() % (index.size() - i)]);
+      index.resize(want);
+      std::sort(index.begin(), index.end());
+    }
+    static const char* const kNames[kW] = {"Tair", "VPD", "SW_d", "LAI", "A_c", "A_g", "t_dry", "t_day", "beta_T",
+                                           "rel_theta1", "snow", "P", "T_dem", "ES_dem"};
+    static const char* const kUnits[kW] = {"degC", "Pa", "W m-2", "m2 m-2", "W m-2", "W m-2", "s", "s", "1", "1", "1", "Pa",
+                                           "mm d-1", "mm d-1"};
+    auto table = std::make_shared<Table>();
+    std::vector<std::string> site;
+    std::vector<double> time;
+    for (auto [s, r] : index) site.push_back(in.sites[s]), time.push_back(days_of[s][r]);
+    table->add_column("site", std::move(site), "", "the cell");
+    table->add_column("time", std::move(time), "days since 1970-01-01", "the day");
+    for (std::size_t j = 0; j < kW; ++j) {
+      std::vector<double> v;
+      v.reserve(index.size());
+      for (auto [s, r] : index) v.push_back(rows[s][r * kW + j]);
+      table->add_column(kNames[j], std::move(v), kUnits[j], j < tw::EtSlot::kFeatures ? "ET slot feature" : "ET physics output");
+    }
+    ctx.info(std::to_string(index.size()) + " samples from " + std::to_string(ns) + " sites");
+    ctx.set_output("samples", table);
   });
 }

@@ -1,6 +1,9 @@
 // The ET slot filled with the built-in physics (PhysicsEtSlot, kernels' et_slot_physics): the identity
 // surrogate of issue 8 must reproduce the plain model bit for bit, upland and wetland, every ET option.
+#include "common.hpp"
 #include "tem_wbm/model.hpp"
+
+#include <couplet/framework/store.hpp>
 
 #include <doctest/doctest.h>
 
@@ -89,4 +92,32 @@ TEST_CASE("et slot: the physics in the slot gives bit-identical days to the empt
     for (const auto& day : f) diff += std::abs(a.advance(day).EV - b.advance(day, slots2).EV);
     CHECK(diff > 1.0);
   }
+}
+
+TEST_CASE("et slot: workflows/emulator_et.toml samples the slot, learns it, and runs the model with the emulator") {
+  testutil::TempDir tmp("emulator");
+  const std::string workflow = std::string(COUPLET_SOURCE_DIR) + "/workflows/emulator_et.toml";
+  const std::string cli = testutil::cli() + " --plugin-path " + COUPLET_PLUGIN_DIR + " run -q -t 2 ";
+  const std::string small = "--set world.rows=3 --set world.cols=3 --set sample.samples=4000 --set emulator.epochs=60 ";
+  for (const char* dir : {"a", "b"}) {
+    const auto out = testutil::run(cli + small + "--runs-dir " + (tmp.path / dir).string() + " " + workflow);
+    INFO(out.text);
+    REQUIRE(out.code == 0);
+  }
+  const auto run = tmp.path / "a/emulator_et/latest/artifacts";
+  auto samples = std::dynamic_pointer_cast<const couplet::Table>(couplet::store::read_artifact(run / "sample/samples.h5"));
+  REQUIRE(samples);
+  CHECK(samples->rows() == 4000);
+  for (double t : samples->numbers("time")) CHECK(t <= 17166.0);  // 2016-12-31: nothing sampled from 2017
+  auto ssm = std::dynamic_pointer_cast<const couplet::Table>(couplet::store::read_artifact(run / "ssm/summary.h5"));
+  REQUIRE(ssm);
+  const double rmse = ssm->numbers("rmse")[1];
+  MESSAGE("emulated vs physics SSM RMSE in 2017: " << rmse);
+  CHECK(rmse < 0.005);  // the model with the emulator stays next to the physics run
+  CHECK(rmse > 0);      // and it really ran the emulator
+  CHECK(testutil::read_file(run / "emulated/fluxes.h5") == testutil::read_file(tmp.path / "b/emulator_et/latest/artifacts/emulated/fluxes.h5"));
+  // A surrogate of the wrong shape in the slot is an error naming the port.
+  const auto bad = testutil::run(cli + small + "--set emulator.outputs='[\"T_dem\"]' --runs-dir " + (tmp.path / "c").string() + " " + workflow);
+  CHECK(bad.code != 0);
+  CHECK(bad.text.find("input 'et_surrogate': the surrogate takes 12 features and gives 1 outputs; this slot needs 12 and 2") != std::string::npos);
 }
