@@ -2,13 +2,16 @@
 // shared/specs/tem-wbm.md). The model is in types/kernels/richards/model.cpp; the work over sites in
 // simulate.cpp. This file only maps the Context (parameters, ports, threads, progress) onto it.
 #include "tem_wbm/calibrate.hpp"
+#include "tem_wbm/enhance.hpp"
 #include "tem_wbm/enkf.hpp"
+#include "tem_wbm/optimize.hpp"
 #include "tem_wbm/simulate.hpp"
 
 #include <couplet/sdk.hpp>
 #include <couplet/seed.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <random>
 #include <set>
@@ -682,4 +685,175 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     ctx.info(std::to_string(index.size()) + " samples from " + std::to_string(ns) + " sites");
     ctx.set_output("samples", table);
   });
+  auto enh = plugin.node("tem_wbm.enhance_et");
+  enh.version("1")
+      .summary("Learns an ET enhancer against observed SSM through the model: the ET physics times log-linear factors "
+               "of the slot's features, fitted by differential evolution on the training sites")
+      .doc("The enhancer form of model replacement (Shen & Zhang method 4): the ET slot's physics (with this node's "
+           "g_max, e_r and ET options) with its transpiration demand multiplied by exp(b_T + w_T . z_T) (z_T: the "
+           "standardised Tair, VPD, SW_d, LAI, beta_T) and its soil-evaporation demand by exp(b_E + w_E . z_E) (Tair, "
+           "A_g, theta_1/theta_fc). The 10 coefficients are learnt from observations *through the model*: each "
+           "candidate runs the water balance over every site of `forcing` from its spun-up state (spin-up with "
+           "the plain physics, once) over [train_start, train_end], and differential evolution (seeded by the node "
+           "seed, coefficients in [-bound, bound], `max_evaluations` runs) minimises the mean over sites of the SSM "
+           "RMSE after `warmup_days`. The plain physics (all coefficients 0) is kept when nothing better is found. "
+           "Feature standardisation: mean and sd over the training cell-days. Output Model type tem_wbm.et_enhancer "
+           "(a Surrogate for tem_wbm.simulate's `et_surrogate`); score it on other sites or days.")
+      .input("forcing", ArtifactKind::Dataset, "(site, time): the training sites, as tem_wbm.simulate")
+      .input("observation", ArtifactKind::Dataset, "(site, time): observed SSM of those sites")
+      .optional_input("statics", ArtifactKind::Dataset, "(site): as tem_wbm.simulate")
+      .optional_input("params", ArtifactKind::Table, "per-site calibrated parameters, as tem_wbm.simulate")
+      .output("model", ArtifactKind::Model, "tem_wbm.et_enhancer: the wrapped physics' settings, feature statistics, coefficients")
+      .output("fit", ArtifactKind::Table, "objective before (plain physics) and after, model runs, coefficients")
+      .param(param_string("variable", "SSM", "the observed variable"))
+      .param(param_date("train_start", "", "first training day (YYYY-MM-DD); empty = the first"))
+      .param(param_date("train_end", "", "last training day (YYYY-MM-DD); empty = the last"))
+      .param(param_int("warmup_days", 90, "days after train_start not scored").bounds(0, 3650))
+      .param(param_int("max_evaluations", 400, "model runs of the search").bounds(10, 1000000))
+      .param(param_float("bound", 1.0, "|coefficient| limit (a factor of e^bound per standard deviation)").bounds(0.01, 5));
+  declare_model_params(enh);
+  enh.run([](Context& ctx) {
+    tw::SimulateConfig cfg = config_from(ctx);
+    const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
+    const Table* params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
+    const tw::SiteInputs in = tw::prepare_inputs(ctx.dataset("forcing"), statics, params, cfg);
+    for (const auto& w : in.warnings) ctx.warn(w);
+    const std::size_t ns = in.sites.size(), nt = in.time.size();
+    std::vector<double> obs;
+    try {
+      obs = series::align(series::read_site_series(ctx.dataset("observation"), ctx.param<std::string>("variable")),
+                          in.sites, in.time, "observations", "forcing");
+    } catch (const NodeError& e) {
+      throw NodeError(std::string("input 'observation': ") + e.what());
+    }
+    const auto start = ctx.param<std::string>("train_start"), end = ctx.param<std::string>("train_end");
+    std::size_t t0 = 0, t1 = nt;
+    if (!start.empty()) while (t0 < nt && in.time[t0] < static_cast<double>(series::date_param("train_start", start))) ++t0;
+    if (!end.empty()) while (t1 > t0 && in.time[t1 - 1] > static_cast<double>(series::date_param("train_end", end))) --t1;
+    const auto warm = static_cast<std::size_t>(ctx.param<int>("warmup_days"));
+    if (t0 + warm >= t1) throw NodeError("the training period holds no day after the " + std::to_string(warm) + " warm-up days");
+    // Spun-up start states (plain physics, once) and the feature statistics of the training cell-days.
+    tw::EtEnhancer base;
+    base.params.g_max = cfg.params.g_max, base.params.e_r = cfg.params.e_r;
+    base.options = cfg.options;
+    std::vector<tw::State> start_state(ns);
+    std::vector<std::array<double, 2 * tw::EtSlot::kFeatures + 1>> moments(ns);
+    struct Stats : tw::EtSlot {
+      tw::PhysicsEtSlot physics;
+      std::array<double, 2 * tw::EtSlot::kFeatures + 1>* m = nullptr;
+      bool on = false;
+      Stats(const tw::Params& p, const tw::Options& o) : physics(p, o) {}
+      void evaluate(const double* x, double* out) const override {
+        physics.evaluate(x, out);
+        if (!on) return;
+        for (std::size_t j = 0; j < kFeatures; ++j) (*m)[j] += x[j], (*m)[kFeatures + j] += x[j] * x[j];
+        (*m)[2 * kFeatures] += 1;
+      }
+    };
+    std::vector<std::string> errors(ns);
+    tw::for_each_site(ns, cfg.threads, [&](std::size_t s) {
+      try {
+        tw::Cell cell(in.statics[s], in.params[s], cfg.options);
+        if (cfg.spin_up && nt > 0) {
+          std::vector<tw::Forcing> year(std::min<std::size_t>(365, nt));
+          for (std::size_t t = 0; t < year.size(); ++t) year[t] = in.day(s, t);
+          tw::spin_up(cell, year.data(), year.size(), {}, cfg.spin_up_tol, cfg.spin_up_max);
+        }
+        start_state[s] = cell.state();
+        Stats st(in.params[s], cfg.options);
+        st.m = &moments[s];
+        tw::Slots slots;
+        slots.et = &st;
+        for (std::size_t t = 0; t < t1; ++t) {
+          st.on = t >= t0;
+          cell.advance(in.day(s, t), slots);
+        }
+      } catch (const std::invalid_argument& e) {
+        errors[s] = e.what();
+      }
+    });
+    for (std::size_t s = 0; s < ns; ++s)
+      if (!errors[s].empty()) throw NodeError("site '" + in.sites[s] + "': " + errors[s]);
+    {
+      std::array<double, 2 * tw::EtSlot::kFeatures + 1> tot{};
+      for (auto& m : moments)
+        for (std::size_t j = 0; j < tot.size(); ++j) tot[j] += m[j];
+      const double n = tot[2 * tw::EtSlot::kFeatures];
+      for (std::size_t j = 0; j < tw::EtSlot::kFeatures; ++j) {
+        base.mean[j] = tot[j] / n;
+        const double var = tot[tw::EtSlot::kFeatures + j] / n - base.mean[j] * base.mean[j];
+        base.sd[j] = var > 1e-20 ? std::sqrt(var) : 1.0;
+      }
+    }
+    // The objective: mean over sites of the SSM RMSE of a model run with these coefficients.
+    auto objective = [&](const std::vector<double>& w) {
+      tw::EnhancedEtSlot slot(base);
+      slot.enhancer.w = w;
+      tw::Slots slots;
+      slots.et = &slot;
+      std::vector<double> rmse(ns, std::numeric_limits<double>::quiet_NaN());
+      tw::for_each_site(ns, cfg.threads, [&](std::size_t s) {
+        tw::Cell cell(in.statics[s], in.params[s], cfg.options);
+        cell.set_state(start_state[s]);
+        double se = 0, n = 0;
+        for (std::size_t t = 0; t < t1; ++t) {
+          const tw::DayOut d = cell.advance(in.day(s, t), slots);
+          const double o = obs[s * nt + t];
+          if (t >= t0 + warm && std::isfinite(o) && std::isfinite(d.SSM)) se += (d.SSM - o) * (d.SSM - o), n += 1;
+        }
+        if (n > 0) rmse[s] = std::sqrt(se / n);
+      });
+      double sum = 0, k = 0;
+      for (double r : rmse)
+        if (std::isfinite(r)) sum += r, k += 1;
+      return k > 0 ? sum / k : std::numeric_limits<double>::infinity();
+    };
+    const std::vector<double> zero(tw::kEnhanceCoefficients, 0.0);
+    const double before = objective(zero);
+    if (!std::isfinite(before)) throw NodeError("input 'observation' has no value in the training period after the warm-up");
+    const double bound = ctx.param<double>("bound");
+    std::vector<tw::optimize::Bound> bounds(tw::kEnhanceCoefficients, tw::optimize::Bound{-bound, bound, false});
+    tw::optimize::DEOptions de;
+    de.max_evaluations = ctx.param<int>("max_evaluations");
+    de.seed = ctx.seed();
+    int evals = 0;
+    auto r = tw::optimize::differential_evolution(
+        [&](const std::vector<double>& w) {
+          ctx.check_cancelled();
+          ctx.progress(++evals, de.max_evaluations, "model runs");
+          return objective(w);
+        },
+        bounds, de);
+    tw::EtEnhancer best = base;
+    const bool improved = r.f < before;
+    best.w = improved ? r.x : zero;
+    ctx.info("mean SSM RMSE over " + std::to_string(ns) + " training sites: " + std::to_string(before) + " (physics) -> " +
+             std::to_string(improved ? r.f : before) + " in " + std::to_string(r.evaluations) + " model runs");
+    auto fit = std::make_shared<Table>();
+    fit->add_column("objective_before", std::vector<double>{before}, "m3 m-3", "mean SSM RMSE over the sites, plain physics");
+    fit->add_column("objective_after", std::vector<double>{improved ? r.f : before}, "m3 m-3", "the same with the enhancer");
+    fit->add_column("evaluations", std::vector<double>{static_cast<double>(r.evaluations + 1)}, "1", "model runs");
+    static const char* const kCoef[] = {"bias_T", "T_Tair", "T_VPD", "T_SW_d", "T_LAI", "T_beta_T",
+                                        "bias_ES", "ES_Tair", "ES_A_g", "ES_rel_theta1"};
+    for (std::size_t j = 0; j < tw::kEnhanceCoefficients; ++j)
+      fit->add_column(kCoef[j], std::vector<double>{best.w[j]}, "1", "log-factor coefficient");
+    ctx.set_output("model", std::make_shared<Model>(tw::to_model(best)));
+    ctx.set_output("fit", fit);
+  });
+
+  plugin.model_type({tw::kEnhancerType, {}, [](const Model& m) -> std::shared_ptr<Surrogate> {
+                       struct S final : Surrogate {
+                         tw::EtEnhancer e;
+                         std::size_t n_features() const override { return tw::EtSlot::kFeatures; }
+                         std::size_t n_outputs() const override { return tw::EtSlot::kOutputs; }
+                         std::vector<double> evaluate(const std::vector<double>& x, std::size_t n) const override {
+                           std::vector<double> out(n * 2);
+                           for (std::size_t i = 0; i < n; ++i) e.evaluate(&x[i * tw::EtSlot::kFeatures], &out[i * 2]);
+                           return out;
+                         }
+                       };
+                       auto s = std::make_shared<S>();
+                       s->e = tw::enhancer_from_model(m);
+                       return s;
+                     }, {}});
 }

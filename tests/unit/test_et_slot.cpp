@@ -1,6 +1,7 @@
 // The ET slot filled with the built-in physics (PhysicsEtSlot, kernels' et_slot_physics): the identity
 // surrogate of issue 8 must reproduce the plain model bit for bit, upland and wetland, every ET option.
 #include "common.hpp"
+#include "tem_wbm/enhance.hpp"
 #include "tem_wbm/model.hpp"
 
 #include <couplet/framework/store.hpp>
@@ -120,4 +121,47 @@ TEST_CASE("et slot: workflows/emulator_et.toml samples the slot, learns it, and 
   const auto bad = testutil::run(cli + small + "--set emulator.outputs='[\"T_dem\"]' --runs-dir " + (tmp.path / "c").string() + " " + workflow);
   CHECK(bad.code != 0);
   CHECK(bad.text.find("input 'et_surrogate': the surrogate takes 12 features and gives 1 outputs; this slot needs 12 and 2") != std::string::npos);
+}
+
+TEST_CASE("et slot: the enhancer with zero coefficients is the physics; its Model round-trips; workflow") {
+  const auto f = weather(2 * 365, 4);
+  Statics st;
+  Params p;
+  Options o;
+  EtEnhancer e;
+  e.params = p, e.options = o;
+  for (std::size_t j = 0; j < EtSlot::kFeatures; ++j) e.mean[j] = 0.5 * static_cast<double>(j), e.sd[j] = 1.0 + static_cast<double>(j);
+  const EnhancedEtSlot zero(e);
+  Slots slots;
+  slots.et = &zero;
+  Cell a(st, p, o), b(st, p, o);
+  std::size_t differing = 0;
+  for (const auto& day : f) {
+    const DayOut x = a.advance(day), y = b.advance(day, slots);
+    differing += !same_bits(x.SSM, y.SSM) + !same_bits(x.EV, y.EV) + !same_bits(x.ES, y.ES);
+  }
+  CHECK(differing == 0);
+  e.w = {-0.5, 0.1, 0.2, -0.3, 0.4, 0.05, 0.3, -0.1, 0.2, 0.15};
+  const EtEnhancer back = enhancer_from_model(to_model(e));
+  CHECK(back.w == e.w);
+  CHECK(back.mean == e.mean);
+  CHECK(back.options.D_close == o.D_close);
+  double x[EtSlot::kFeatures] = {15, 800, 400, 2.0, 250, 80, 30000, 45000, 0.8, 0.7, 0, 98000};
+  double o1[2], o2[2], phys[2];
+  e.evaluate(x, o1);
+  back.evaluate(x, o2);
+  et_slot_physics(x, p, o, phys);
+  CHECK(o1[0] == o2[0]);
+  CHECK(o1[1] == o2[1]);
+  CHECK(o1[0] != phys[0]);  // non-zero coefficients scale the demands
+
+  testutil::TempDir tmp("enhancer");
+  const std::string workflow = std::string(COUPLET_SOURCE_DIR) + "/workflows/enhancer_uscrn.toml";
+  const auto out = testutil::run(testutil::cli() + " --plugin-path " + COUPLET_PLUGIN_DIR + " run -q -t 2 --set enhancer.max_evaluations=60 --runs-dir " +
+                                 tmp.path.string() + " " + workflow);
+  INFO(out.text);
+  REQUIRE(out.code == 0);
+  auto fit = std::dynamic_pointer_cast<const couplet::Table>(couplet::store::read_artifact(tmp.path / "enhancer_uscrn/latest/artifacts/enhancer/fit.h5"));
+  REQUIRE(fit);
+  CHECK(fit->numbers("objective_after")[0] < fit->numbers("objective_before")[0]);  // fitted through the model
 }
