@@ -62,9 +62,17 @@ class MlpSurrogate final : public Surrogate {
       l.b = m.array(b).as_double();
       layers_.push_back(std::move(l));
     }
-    if (layers_.empty() || layers_.front().in != cfg_.features.size() || layers_.back().out != cfg_.outputs.size())
-      throw NodeError("learn.surrogate model: its weights do not match its " + std::to_string(cfg_.features.size()) +
-                      " features and " + std::to_string(cfg_.outputs.size()) + " outputs");
+    bool ok = !layers_.empty() && layers_.front().in == cfg_.features.size() && layers_.back().out == cfg_.outputs.size() &&
+              xm_.size() == cfg_.features.size() && xs_.size() == xm_.size() && ym_.size() == cfg_.outputs.size() &&
+              ys_.size() == ym_.size();
+    for (std::size_t k = 0; ok && k < layers_.size(); ++k)
+      ok = layers_[k].w.size() == layers_[k].in * layers_[k].out && layers_[k].b.size() == layers_[k].out &&
+           (k == 0 || layers_[k].in == layers_[k - 1].out);
+    for (double v : xs_) ok = ok && v > 0 && std::isfinite(v);
+    for (double v : ys_) ok = ok && std::isfinite(v);
+    if (!ok)
+      throw NodeError("learn.surrogate model: its weights and statistics do not fit together or do not match its " +
+                      std::to_string(cfg_.features.size()) + " features and " + std::to_string(cfg_.outputs.size()) + " outputs");
   }
   std::size_t n_features() const override { return cfg_.features.size(); }
   std::size_t n_outputs() const override { return cfg_.outputs.size(); }

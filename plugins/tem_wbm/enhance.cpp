@@ -62,15 +62,22 @@ EtEnhancer enhancer_from_model(const Model& m) {
     const auto eq = line.find(" = ");
     if (eq == std::string::npos) continue;
     const std::string k = line.substr(0, eq), v = line.substr(eq + 3);
+    auto number = [&](const std::string& text) {
+      try {
+        return std::stod(text);
+      } catch (const std::exception&) {
+        throw NodeError(std::string(kEnhancerType) + " model config: '" + k + "' is not a number: '" + text + "'");
+      }
+    };
     bool known = true;
-    if (k == "g_max") e.params.g_max = std::stod(v);
-    else if (k == "e_r") e.params.e_r = std::stod(v);
+    if (k == "g_max") e.params.g_max = number(v);
+    else if (k == "e_r") e.params.e_r = number(v);
     else if (k == "et_method") e.options.et_method = v == "PM" ? EtMethod::PM : EtMethod::PT;
     else if (k == "soil_evap") e.options.soil_evap = v == "PM" ? SoilEvap::PM : SoilEvap::PT;
     else {
       known = false;
       for (const auto& f : kOptFields)
-        if (k == f.name) e.options.*f.member = std::stod(v), known = true;
+        if (k == f.name) e.options.*f.member = number(v), known = true;
     }
     if (!known) throw NodeError(std::string(kEnhancerType) + " model config: unknown key '" + k + "'");
   }
@@ -78,6 +85,12 @@ EtEnhancer enhancer_from_model(const Model& m) {
   e.w = m.array("w").as_double();
   if (mean.size() != EtSlot::kFeatures || sd.size() != EtSlot::kFeatures || e.w.size() != kEnhanceCoefficients)
     throw NodeError(std::string(kEnhancerType) + " model: arrays of the wrong size");
+  for (std::size_t j = 0; j < EtSlot::kFeatures; ++j)
+    if (!std::isfinite(mean[j]) || !(sd[j] > 0) || !std::isfinite(sd[j]))
+      throw NodeError(std::string(kEnhancerType) + " model: feature " + std::to_string(j) + " has mean " + std::to_string(mean[j]) +
+                      " and sd " + std::to_string(sd[j]) + " (a positive finite sd is needed)");
+  for (double w : e.w)
+    if (!std::isfinite(w)) throw NodeError(std::string(kEnhancerType) + " model: a coefficient is not finite");
   std::copy(mean.begin(), mean.end(), e.mean.begin());
   std::copy(sd.begin(), sd.end(), e.sd.begin());
   return e;

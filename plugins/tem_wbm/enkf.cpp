@@ -59,8 +59,9 @@ EnkfSite run_enkf(const Cell& base_in, const Forcing* days, std::size_t T, const
     Params p = base.params();
     if (cfg.ksat_sd > 0) {
       const double f = std::pow(10.0, cfg.ksat_sd * param_draw());
+      const Statics& st = base.statics();
       if (!std::isnan(p.k_sat)) p.k_sat *= f;
-      else p.k_sat = base.soil().k_sat[0] * f;  // Cosby default of the top layer, scaled
+      else p.k_sat = cosby(st.sand, st.silt, st.clay, base.options().pedotransfer).k_sat * f;  // the Cosby default, scaled
     }
     Cell c(base.statics(), p, base.options());
     c.set_state(base.state());
@@ -93,13 +94,14 @@ EnkfSite run_enkf(const Cell& base_in, const Forcing* days, std::size_t T, const
     }
     const bool observed = obs && std::isfinite(obs[t]);
     const bool use = observed && static_cast<int>(t % static_cast<std::size_t>(std::max(1, cfg.assimilate_every))) == 0;
-    if (observed) r.assimilated[t] = use ? 1 : 0;
+    if (observed) r.assimilated[t] = 0;
     double inc = 0;
     if (use) {
       double ym = 0, ysd = 0;
       mean_sd(y, ym, ysd);
       const double var_y = ysd * ysd;
-      if (var_y + R > 0) {
+      if (var_y + R > 0) {  // else: no spread and exact observations, nothing to weigh: not assimilated
+        r.assimilated[t] = 1;
         Layers xm{}, cov{};
         for (std::size_t m = 0; m < M; ++m)
           for (int i = 0; i < kN; ++i) xm[i] += x[m][i] / static_cast<double>(M);

@@ -19,7 +19,9 @@ struct EnkfConfig {
   double swd_sd = 0.1;       ///< relative sd of a multiplicative shortwave error
   double tair_sd = 1.0;      ///< sd of an additive air-temperature error [°C]
   double ksat_sd = 0.0;      ///< sd of log10 k_sat per member (parameter ensemble), all layers alike
-  int assimilate_every = 1;  ///< assimilate the observations of every k-th day (index % k == 0); others held out
+  /// assimilate the observations of the days with index % k == 0 (by day, not by observation: with a
+  /// revisit that is a multiple of k every observation falls on the same side); others held out
+  int assimilate_every = 1;
   bool spin_up = false;      ///< §18 on the first forcing year (unperturbed), before the ensembles split
   double spin_up_tol = 0.5;
   int spin_up_max = 50;
@@ -30,7 +32,9 @@ struct EnkfSite {
   std::vector<double> ssm, ssm_sd;        ///< analysis ensemble mean and spread of SSM (after the day's update)
   std::vector<double> open_ssm, open_sd;  ///< the same ensemble without updates (open loop)
   std::vector<double> increment;          ///< mean water added to the column by the day's update [mm]
-  std::vector<double> assimilated;        ///< 1 observation assimilated, 0 observation held out, NaN none
+  /// 1 observation assimilated; 0 held out (not selected by assimilate_every, or no ensemble spread and
+  /// obs_error 0: nothing to weigh); NaN no observation
+  std::vector<double> assimilated;
   std::vector<double> theta;              ///< analysis mean θ, T × kN
   std::size_t aborted = 0;                ///< member-days the model aborted (state kept)
 };

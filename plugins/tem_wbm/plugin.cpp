@@ -157,6 +157,13 @@ void declare_model_params(NodeBuilder& node) {
     node.param(param_float(fp.name, tw::Options{}.*fp.member, fp.doc).in_units(fp.units));
 }
 
+/// True when feature j never varied over the recorded cell-days (moments: sums, sums of squares, count).
+template <class M> bool tot_var_zero(const std::vector<M>& moments, std::size_t j) {
+  double s = 0, q = 0, n = 0;
+  for (const auto& m : moments) s += m[j], q += m[tw::EtSlot::kFeatures + j], n += m[2 * tw::EtSlot::kFeatures];
+  return n == 0 || q / n - (s / n) * (s / n) <= 1e-20;
+}
+
 tw::SimulateConfig config_from(Context& ctx) {
   tw::SimulateConfig cfg;
   tw::Options& o = cfg.options;
@@ -466,10 +473,12 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
            "perturbed k_sat: log10 sd `ksat_sd`) run two ensembles with identical perturbed forcing — precipitation "
            "× lognormal (log sd `precip_sd`, mean 1), shortwave × (1 + `swd_sd`·z), Tair + `tair_sd`·z — the open "
            "loop, never updated, and the analysis: on each day with an observation (NaN = none) that "
-           "`assimilate_every` selects (day index % k = 0; the others are held out and reported), a stochastic "
+           "`assimilate_every` selects (day index % k = 0, by day: with a revisit that is a multiple of k all observations "
+           "fall on one side; the others are held out and reported), a stochastic "
            "EnKF update with perturbed observations of the six layer water contents, x_m += K (y + e_m - SSM_m), "
            "K = cov(theta, SSM) / (var(SSM) + R), R = obs_error^2, e_m ~ N(0, R); SSM is the model's top-100-mm "
-           "mean (linear in theta, so with obs_error = 0 every member's SSM equals the observation). Updated "
+           "mean (linear in theta, so with obs_error = 0 every member's SSM equals the observation, unless clamping "
+           "binds). Updated "
            "layers are clamped to [theta_res, theta_sat] (the physical range) and the water the update adds is "
            "reported (`increment`): the model's own mass balance holds between updates, not across them. Upland "
            "sites only (a wetland site is an error naming it). Random draws come from the node seed and the site "
@@ -516,6 +525,8 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     ec.ksat_sd = ctx.param<double>("ksat_sd");
     ec.assimilate_every = ctx.param<int>("assimilate_every");
     ec.spin_up = cfg.spin_up;
+    ec.spin_up_tol = cfg.spin_up_tol;
+    ec.spin_up_max = cfg.spin_up_max;
     std::vector<tw::EnkfSite> res(ns);
     std::vector<std::string> errors(ns);
     tw::for_each_site(
@@ -611,12 +622,18 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       double day = 0;
       bool on = false;
       Recorder(const tw::Params& p, const tw::Options& o) : physics(p, o) {}
+      mutable std::vector<double> pending;  // the day's row, kept once the day is known not to be aborted
       void evaluate(const double* x, double* out) const override {
         physics.evaluate(x, out);
         if (!on) return;
-        rows->insert(rows->end(), x, x + tw::EtSlot::kFeatures);
-        rows->insert(rows->end(), out, out + tw::EtSlot::kOutputs);
+        pending.assign(x, x + tw::EtSlot::kFeatures);
+        pending.insert(pending.end(), out, out + tw::EtSlot::kOutputs);
+      }
+      void commit() {
+        if (pending.empty()) return;
+        rows->insert(rows->end(), pending.begin(), pending.end());
         days->push_back(day);
+        pending.clear();
       }
     };
     constexpr std::size_t kW = tw::EtSlot::kFeatures + tw::EtSlot::kOutputs;
@@ -641,7 +658,9 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
             for (std::size_t t = 0; t < nt; ++t) {
               rec.on = in.time[t] >= first && in.time[t] <= last;
               rec.day = in.time[t];
-              cell.advance(in.day(s, t), slots);
+              const tw::DayOut d = cell.advance(in.day(s, t), slots);
+              if (d.flags & (tw::kFlagSubstepLimit | tw::kFlagNonFinite | tw::kFlagDeficit | tw::kFlagSlot)) rec.pending.clear();
+              rec.commit();
             }
           } catch (const std::invalid_argument& e) {
             errors[s] = e.what();
@@ -693,10 +712,13 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
            "g_max, e_r and ET options) with its transpiration demand multiplied by exp(b_T + w_T . z_T) (z_T: the "
            "standardised Tair, VPD, SW_d, LAI, beta_T) and its soil-evaporation demand by exp(b_E + w_E . z_E) (Tair, "
            "A_g, theta_1/theta_fc). The 10 coefficients are learnt from observations *through the model*: each "
-           "candidate runs the water balance over every site of `forcing` from its spun-up state (spin-up with "
-           "the plain physics, once) over [train_start, train_end], and differential evolution (seeded by the node "
+           "candidate runs the water balance over every site of `forcing` from the record's first day (spun up with "
+           "the candidate in the slot when spin_up is set, as tem_wbm.simulate does) to train_end, and differential "
+           "evolution (seeded by the node "
            "seed, coefficients in [-bound, bound], `max_evaluations` runs) minimises the mean over sites of the SSM "
-           "RMSE after `warmup_days`. The plain physics (all coefficients 0) is kept when nothing better is found. "
+           "RMSE from train_start + `warmup_days` (a site that fails rejects the candidate). The plain physics (all "
+           "coefficients 0) is kept when nothing better is found; coefficients of features constant over the training "
+           "days stay 0. Per-site g_max or e_r in `params` are an error (the wrapped physics has one of each). "
            "Feature standardisation: mean and sd over the training cell-days. Output Model type tem_wbm.et_enhancer "
            "(a Surrogate for tem_wbm.simulate's `et_surrogate`); score it on other sites or days.")
       .input("forcing", ArtifactKind::Dataset, "(site, time): the training sites, as tem_wbm.simulate")
@@ -709,13 +731,20 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       .param(param_date("train_start", "", "first training day (YYYY-MM-DD); empty = the first"))
       .param(param_date("train_end", "", "last training day (YYYY-MM-DD); empty = the last"))
       .param(param_int("warmup_days", 90, "days after train_start not scored").bounds(0, 3650))
-      .param(param_int("max_evaluations", 400, "model runs of the search").bounds(10, 1000000))
+      .param(param_int("max_evaluations", 400, "model runs of the search (population: a quarter of it, 10 to 100)").bounds(40, 1000000))
       .param(param_float("bound", 1.0, "|coefficient| limit (a factor of e^bound per standard deviation)").bounds(0.01, 5));
   declare_model_params(enh);
   enh.run([](Context& ctx) {
     tw::SimulateConfig cfg = config_from(ctx);
     const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
     const Table* params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
+    // The enhancer wraps the physics with one g_max and e_r (the node's): per-site values would make the
+    // slot's physics differ from each site's own.
+    if (params)
+      for (const char* c : {"g_max", "e_r"})
+        if (params->has(c))
+          throw NodeError(std::string("input 'params' has a per-site '") + c + "': the enhancer wraps the ET physics with the "
+                          "node's g_max and e_r; set them as node parameters instead");
     const tw::SiteInputs in = tw::prepare_inputs(ctx.dataset("forcing"), statics, params, cfg);
     for (const auto& w : in.warnings) ctx.warn(w);
     const std::size_t ns = in.sites.size(), nt = in.time.size();
@@ -760,7 +789,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
           tw::spin_up(cell, year.data(), year.size(), {}, cfg.spin_up_tol, cfg.spin_up_max);
         }
         start_state[s] = cell.state();
-        Stats st(in.params[s], cfg.options);
+        Stats st(base.params, cfg.options);
         st.m = &moments[s];
         tw::Slots slots;
         slots.et = &st;
@@ -785,16 +814,42 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
         base.sd[j] = var > 1e-20 ? std::sqrt(var) : 1.0;
       }
     }
+    // A feature constant over the training cell-days (e.g. LAI from one `lai` value) carries no information:
+    // its coefficient stays 0 instead of an arbitrary value the flat objective would leave it at.
+    std::vector<char> active(tw::kEnhanceCoefficients, 1);
+    std::string constant;
+    for (std::size_t k = 0; k < tw::kEnhanceT.size(); ++k)
+      if (base.sd[static_cast<std::size_t>(tw::kEnhanceT[k])] == 1.0 &&
+          tot_var_zero(moments, static_cast<std::size_t>(tw::kEnhanceT[k])))
+        active[1 + k] = 0, constant += std::string(constant.empty() ? "" : ", ") + "transpiration x feature " + std::to_string(tw::kEnhanceT[k]);
+    for (std::size_t k = 0; k < tw::kEnhanceE.size(); ++k)
+      if (base.sd[static_cast<std::size_t>(tw::kEnhanceE[k])] == 1.0 &&
+          tot_var_zero(moments, static_cast<std::size_t>(tw::kEnhanceE[k])))
+        active[2 + tw::kEnhanceT.size() + k] = 0,
+            constant += std::string(constant.empty() ? "" : ", ") + "soil evaporation x feature " + std::to_string(tw::kEnhanceE[k]);
+    if (!constant.empty()) ctx.warn("features constant over the training days, their coefficients kept at 0: " + constant);
+    auto masked = [&](std::vector<double> w) {
+      for (std::size_t j = 0; j < w.size(); ++j)
+        if (!active[j]) w[j] = 0;
+      return w;
+    };
     // The objective: mean over sites of the SSM RMSE of a model run with these coefficients.
     auto objective = [&](const std::vector<double>& w) {
       tw::EnhancedEtSlot slot(base);
-      slot.enhancer.w = w;
+      slot.enhancer.w = masked(w);
       tw::Slots slots;
       slots.et = &slot;
       std::vector<double> rmse(ns, std::numeric_limits<double>::quiet_NaN());
       tw::for_each_site(ns, cfg.threads, [&](std::size_t s) {
         tw::Cell cell(in.statics[s], in.params[s], cfg.options);
-        cell.set_state(start_state[s]);
+        // Spun up with the candidate in the slot, as tem_wbm.simulate does with the enhancer.
+        if (cfg.spin_up && nt > 0) {
+          std::vector<tw::Forcing> year(std::min<std::size_t>(365, nt));
+          for (std::size_t t = 0; t < year.size(); ++t) year[t] = in.day(s, t);
+          tw::spin_up(cell, year.data(), year.size(), slots, cfg.spin_up_tol, cfg.spin_up_max);
+        } else {
+          cell.set_state(start_state[s]);
+        }
         double se = 0, n = 0;
         for (std::size_t t = 0; t < t1; ++t) {
           const tw::DayOut d = cell.advance(in.day(s, t), slots);
@@ -803,10 +858,12 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
         }
         if (n > 0) rmse[s] = std::sqrt(se / n);
       });
-      double sum = 0, k = 0;
-      for (double r : rmse)
-        if (std::isfinite(r)) sum += r, k += 1;
-      return k > 0 ? sum / k : std::numeric_limits<double>::infinity();
+      double sum = 0;
+      for (double r : rmse) {
+        if (!std::isfinite(r)) return std::numeric_limits<double>::infinity();  // a failing site rejects the candidate
+        sum += r;
+      }
+      return sum / static_cast<double>(ns);
     };
     const std::vector<double> zero(tw::kEnhanceCoefficients, 0.0);
     const double before = objective(zero);
@@ -815,6 +872,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     std::vector<tw::optimize::Bound> bounds(tw::kEnhanceCoefficients, tw::optimize::Bound{-bound, bound, false});
     tw::optimize::DEOptions de;
     de.max_evaluations = ctx.param<int>("max_evaluations");
+    de.population = std::clamp(de.max_evaluations / 4, 10, 100);  // so that max_evaluations bounds the runs
     de.seed = ctx.seed();
     int evals = 0;
     auto r = tw::optimize::differential_evolution(
@@ -826,7 +884,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
         bounds, de);
     tw::EtEnhancer best = base;
     const bool improved = r.f < before;
-    best.w = improved ? r.x : zero;
+    best.w = improved ? masked(r.x) : zero;
     ctx.info("mean SSM RMSE over " + std::to_string(ns) + " training sites: " + std::to_string(before) + " (physics) -> " +
              std::to_string(improved ? r.f : before) + " in " + std::to_string(r.evaluations) + " model runs");
     auto fit = std::make_shared<Table>();
