@@ -457,7 +457,13 @@ std::pair<torch::Tensor, torch::Tensor> make_batch(const GridData& d, const Grid
       }
     }
     for (int lead : cfg.leads) {
-      const float* src = d.target.data() + (r.t + static_cast<std::size_t>(lead)) * HW;
+      const std::size_t v = r.t + static_cast<std::size_t>(lead);
+      if (v >= d.n_times()) {  // a forecast past the record's end (learn.grid_predict): no target
+        std::fill_n(yp, ph * pw, std::numeric_limits<float>::quiet_NaN());
+        yp += ph * pw;
+        continue;
+      }
+      const float* src = d.target.data() + v * HW;
       for (std::size_t i = 0; i < ph; ++i, yp += Q) std::copy_n(src + (r.row + i) * d.W + r.col, pw, yp);
     }
   }

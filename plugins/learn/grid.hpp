@@ -114,7 +114,8 @@ struct SampleRef {
 /// grid), stepping by `patch`, the last row/column of tiles moved inwards to end at the grid's edge.
 std::vector<SampleRef> grid_samples(const GridData& d, const GridConfig& cfg, std::size_t t0, std::size_t t1,
                                     int patch);
-/// x [B, L, C, P, P] and y [B, n_leads, P, P] of these samples (P: the patch, or H × W for the whole grid).
+/// x [B, L, C, P, P] and y [B, n_leads, P, P] of these samples (P: the patch, or H × W for the whole grid);
+/// targets past the end of the record (forecasts near its end) are NaN.
 std::pair<torch::Tensor, torch::Tensor> make_batch(const GridData& d, const GridConfig& cfg,
                                                    const std::vector<SampleRef>& s, std::size_t begin,
                                                    std::size_t end, int patch);
