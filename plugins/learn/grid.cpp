@@ -22,13 +22,6 @@ std::string join(const std::vector<std::string>& v, const char* sep = ",") {
   for (auto& x : v) s += (s.empty() ? "" : sep) + x;
   return s;
 }
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 /// Tile extents: the patch, clipped to the grid; 0 = the whole grid.
 std::pair<std::size_t, std::size_t> tile_size(const GridData& d, int patch) {
@@ -116,11 +109,7 @@ std::string to_text(const GridConfig& c) {
 
 GridConfig grid_config_from_text(const std::string& text) {
   GridConfig c;
-  std::stringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    auto eq = line.find(" = ");
-    if (eq == std::string::npos) continue;
-    const std::string k = line.substr(0, eq), v = line.substr(eq + 3);
+  for_each_config_line(text, [&](const std::string& k, const std::string& v) {
     if (k == "kind") c.kind = grid_kind_from_string(v);
     else if (k == "target") c.target = v;
     else if (k == "channels") c.channels = split_list(v);
@@ -133,7 +122,7 @@ GridConfig grid_config_from_text(const std::string& text) {
     else if (k == "kernel") c.kernel = std::stoi(v);
     else if (k == "carry") c.carry = std::stoi(v);
     else throw NodeError("learn.grid model config: unknown key '" + k + "'");
-  }
+  });
   return c;
 }
 

@@ -24,7 +24,10 @@ namespace couplet::learn {
 namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::string join(const std::vector<std::string>& v) {
+std::string join(const std::vector<std::string>& v) { return join_list(v); }
+}  // namespace
+
+std::string join_list(const std::vector<std::string>& v) {
   std::string s;
   for (auto& x : v) s += (s.empty() ? "" : ",") + x;
   return s;
@@ -36,7 +39,13 @@ std::vector<std::string> split_list(const std::string& s) {
     if (!item.empty()) out.push_back(item);
   return out;
 }
-}  // namespace
+void for_each_config_line(const std::string& text, const std::function<void(const std::string&, const std::string&)>& on) {
+  std::stringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const auto eq = line.find(" = ");
+    if (eq != std::string::npos) on(line.substr(0, eq), line.substr(eq + 3));
+  }
+}
 
 const char* to_string(Kind k) {
   switch (k) {
@@ -88,11 +97,7 @@ std::string to_text(const Config& c) {
 
 Config config_from_text(const std::string& text) {
   Config c;
-  std::stringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    auto eq = line.find(" = ");
-    if (eq == std::string::npos) continue;
-    const std::string k = line.substr(0, eq), v = line.substr(eq + 3);
+  for_each_config_line(text, [&](const std::string& k, const std::string& v) {
     if (k == "kind") c.kind = kind_from_string(v);
     else if (k == "target") c.target = v;
     else if (k == "drivers") c.drivers = split_list(v);
@@ -104,7 +109,7 @@ Config config_from_text(const std::string& text) {
     else if (k == "dropout") c.dropout = std::stod(v);
     else if (k == "gap_fill") c.gap_fill = std::stoi(v);
     else throw NodeError("learn model config: unknown key '" + k + "'");
-  }
+  });
   return c;
 }
 

@@ -19,6 +19,12 @@
 
 namespace couplet::learn {
 
+/// Comma lists and "key = value" lines: the text form of every learn Model's configuration.
+std::string join_list(const std::vector<std::string>& v);
+std::vector<std::string> split_list(const std::string& s);  ///< empty items dropped
+/// Calls on(key, value) for every "key = value" line of `text` (other lines are skipped).
+void for_each_config_line(const std::string& text, const std::function<void(const std::string&, const std::string&)>& on);
+
 enum class Kind { Lstm, Fcnn, Pgdl };
 const char* to_string(Kind k);       ///< "lstm", "fcnn", "pgdl"
 Kind kind_from_string(const std::string& s);

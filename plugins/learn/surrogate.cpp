@@ -10,18 +10,7 @@
 namespace couplet::learn::surrogate {
 
 namespace {
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (auto& x : v) s += (s.empty() ? "" : ",") + x;
-  return s;
-}
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+std::string join(const std::vector<std::string>& v) { return join_list(v); }
 void stats(const std::vector<double>& v, std::size_t n, std::size_t w, std::vector<double>& mean, std::vector<double>& sd) {
   mean.assign(w, 0);
   sd.assign(w, 1);
@@ -121,17 +110,13 @@ std::string to_text(const MlpConfig& c) {
 
 MlpConfig mlp_config_from_text(const std::string& text) {
   MlpConfig c;
-  std::stringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    auto eq = line.find(" = ");
-    if (eq == std::string::npos) continue;
-    const std::string k = line.substr(0, eq), v = line.substr(eq + 3);
+  for_each_config_line(text, [&](const std::string& k, const std::string& v) {
     if (k == "features") c.features = split_list(v);
     else if (k == "outputs") c.outputs = split_list(v);
     else if (k == "hidden") c.hidden = std::stoi(v);
     else if (k == "layers") c.layers = std::stoi(v);
     else throw NodeError("learn.surrogate model config: unknown key '" + k + "'");
-  }
+  });
   return c;
 }
 

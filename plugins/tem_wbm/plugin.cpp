@@ -650,11 +650,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
             rec.days = &days_of[s];
             tw::Slots slots;
             slots.et = &rec;
-            if (cfg.spin_up && nt > 0) {
-              std::vector<tw::Forcing> year(std::min<std::size_t>(365, nt));
-              for (std::size_t t = 0; t < year.size(); ++t) year[t] = in.day(s, t);
-              tw::spin_up(cell, year.data(), year.size(), slots, cfg.spin_up_tol, cfg.spin_up_max);
-            }
+            if (cfg.spin_up && nt > 0) tw::spin_up_first_year(cell, in, s, cfg, slots);
             for (std::size_t t = 0; t < nt; ++t) {
               rec.on = in.time[t] >= first && in.time[t] <= last;
               rec.day = in.time[t];
@@ -783,11 +779,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     tw::for_each_site(ns, cfg.threads, [&](std::size_t s) {
       try {
         tw::Cell cell(in.statics[s], in.params[s], cfg.options);
-        if (cfg.spin_up && nt > 0) {
-          std::vector<tw::Forcing> year(std::min<std::size_t>(365, nt));
-          for (std::size_t t = 0; t < year.size(); ++t) year[t] = in.day(s, t);
-          tw::spin_up(cell, year.data(), year.size(), {}, cfg.spin_up_tol, cfg.spin_up_max);
-        }
+        if (cfg.spin_up && nt > 0) tw::spin_up_first_year(cell, in, s, cfg);
         start_state[s] = cell.state();
         Stats st(base.params, cfg.options);
         st.m = &moments[s];
@@ -843,13 +835,8 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       tw::for_each_site(ns, cfg.threads, [&](std::size_t s) {
         tw::Cell cell(in.statics[s], in.params[s], cfg.options);
         // Spun up with the candidate in the slot, as tem_wbm.simulate does with the enhancer.
-        if (cfg.spin_up && nt > 0) {
-          std::vector<tw::Forcing> year(std::min<std::size_t>(365, nt));
-          for (std::size_t t = 0; t < year.size(); ++t) year[t] = in.day(s, t);
-          tw::spin_up(cell, year.data(), year.size(), slots, cfg.spin_up_tol, cfg.spin_up_max);
-        } else {
-          cell.set_state(start_state[s]);
-        }
+        if (cfg.spin_up && nt > 0) tw::spin_up_first_year(cell, in, s, cfg, slots);
+        else cell.set_state(start_state[s]);
         double se = 0, n = 0;
         for (std::size_t t = 0; t < t1; ++t) {
           const tw::DayOut d = cell.advance(in.day(s, t), slots);

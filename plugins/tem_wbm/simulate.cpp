@@ -294,6 +294,13 @@ SiteInputs prepare_inputs(const Dataset& forcing, const Dataset* statics, const 
   return in;
 }
 
+SpinUpResult spin_up_first_year(Cell& cell, const SiteInputs& in, std::size_t s, const SimulateConfig& cfg,
+                                const Slots& slots) {
+  std::vector<Forcing> year(std::min<std::size_t>(365, in.time.size()));
+  for (std::size_t t = 0; t < year.size(); ++t) year[t] = in.day(s, t);
+  return spin_up(cell, year.data(), year.size(), slots, cfg.spin_up_tol, cfg.spin_up_max);
+}
+
 void for_each_site(std::size_t ns, int threads_wanted, const std::function<void(std::size_t)>& run_site,
                    const std::function<void(std::size_t, std::size_t)>& between_chunks) {
   // Static partition: fixed chunks of sites, `threads` chunks per wave; results do not depend on it.
@@ -360,11 +367,7 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
   auto run_site = [&](std::size_t s) {
     Cell& cell = cells[s];
     auto day = [&](std::size_t t) { return in.day(s, t); };
-    if (cfg.spin_up && nt > 0) {
-      std::vector<Forcing> year(std::min<std::size_t>(365, nt));
-      for (std::size_t t = 0; t < year.size(); ++t) year[t] = day(t);
-      stats[s].spin = spin_up(cell, year.data(), year.size(), slots, cfg.spin_up_tol, cfg.spin_up_max);
-    }
+    if (cfg.spin_up && nt > 0) stats[s].spin = spin_up_first_year(cell, in, s, cfg, slots);
     double* out[kNFlux];
     for (std::size_t j = 0; j < kNFlux; ++j) out[j] = selected[j] ? flux[j].data() : nullptr;
     for (std::size_t t = 0; t < nt; ++t) {

@@ -59,6 +59,10 @@ struct SiteInputs {
   }
 };
 
+/// §18 spin-up of `cell` on site s's first forcing year (at most 365 days) with `slots`, as simulate() does.
+SpinUpResult spin_up_first_year(Cell& cell, const SiteInputs& in, std::size_t s, const SimulateConfig& cfg,
+                                const Slots& slots = {});
+
 /// Reads and checks what simulate() needs (see SiteInputs); throws NodeError naming site and date.
 SiteInputs prepare_inputs(const Dataset& forcing, const Dataset* statics, const Table* params,
                           const SimulateConfig& cfg);

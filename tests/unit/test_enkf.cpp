@@ -1,4 +1,5 @@
 // assim.enkf's core (plugins/tem_wbm/enkf.*): the EnKF that drives the water balance model day by day.
+#include "weather.hpp"
 #include "common.hpp"
 #include "tem_wbm/enkf.hpp"
 
@@ -15,23 +16,7 @@ using namespace couplet::tem_wbm;
 
 namespace {
 
-std::vector<Forcing> weather(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(0, 1);
-  std::vector<Forcing> f(n);
-  bool wet = false;
-  for (std::size_t t = 0; t < n; ++t) {
-    const double season = std::cos(2 * 3.141592653589793 * (static_cast<double>(t % 365) - 200) / 365);
-    wet = u(rng) < (wet ? 0.55 : 0.2);
-    f[t].Pr = wet ? -8 * std::log(1 - u(rng)) : 0;
-    f[t].T = 12 + 10 * season + 2 * (u(rng) - 0.5);
-    f[t].SWD = 170 + 90 * season;
-    f[t].Vp = 0.65 * 6.108 * std::exp(17.27 * f[t].T / (f[t].T + 237.3));
-    f[t].LAI = 1.5 + 1.2 * season;
-    f[t].doy = static_cast<int>(t % 365) + 1;
-  }
-  return f;
-}
+using testutil::weather;
 
 double rmse(const std::vector<double>& a, const std::vector<double>& b) {
   double s = 0;
