@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <ctime>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -608,11 +609,16 @@ class Run {
         fs::path report = run_dir_ / "report";
         fs::create_directories(report);
         const auto lat = ds.var("lat").as_double(), lon = ds.var("lon").as_double();
+        std::vector<std::string> drawn;
         for (auto& v : ds.variables())
-          if (report::is_map(v))
+          if (report::is_map(v)) {
             store::write_text_atomic(report / (spec.id + "." + out.name + "." + v.name() + ".svg"),
                                      report::map_svg(v, lat, lon, spec.id + "." + out.name + ": " + v.attr("long_name", v.name()),
                                                      v.attr("colormap") == "diverging"));
+            drawn.push_back(v.name());
+          }
+        std::lock_guard<std::mutex> lk(mem_mu_);
+        maps_[i][out.name] = std::move(drawn);  // listed by write_report_index
       }
     }
   }
@@ -648,19 +654,15 @@ class Run {
           any = true;
         }
     for (std::size_t i = 0; i < n_; ++i)
-      for (auto& out : wf_.nodes[i].type->decl->outputs)
-        if (out.kind == ArtifactKind::Dataset) {
-          if (!results_[i].outputs.count(out.name) || !wants_maps(results_[i].outputs.at(out.name))) continue;
-          auto a = artifact(static_cast<int>(i), out.name);
-          const auto& ds = static_cast<const Dataset&>(*a);
-          if (!reports_maps(ds)) continue;
-          const std::string stem = wf_.nodes[i].id + "." + out.name;
-          md += "## " + stem + " (maps)\n\n" + out.doc + "\n\n";
-          for (auto& v : ds.variables())
-            if (report::is_map(v)) md += "![" + v.name() + "](" + stem + "." + v.name() + ".svg)\n";
-          md += "\n";
-          any = true;
-        }
+      for (auto& out : wf_.nodes[i].type->decl->outputs) {
+        auto node = maps_.find(static_cast<int>(i));
+        if (node == maps_.end() || !node->second.count(out.name)) continue;
+        const std::string stem = wf_.nodes[i].id + "." + out.name;
+        md += "## " + stem + " (maps)\n\n" + out.doc + "\n\n";
+        for (const auto& name : node->second.at(out.name)) md += "![" + name + "](" + stem + "." + name + ".svg)\n";
+        md += "\n";
+        any = true;
+      }
     if (!any) return;
     fs::create_directories(run_dir_ / "report");
     store::write_text_atomic(run_dir_ / "report" / "README.md", md);
@@ -730,6 +732,8 @@ class Run {
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<ProgressBoard> board_;
   std::mutex mu_, mem_mu_;
+  /// Per node and Dataset output: the variables drawn as SVG maps into the report (link_outputs).
+  std::map<int, std::map<std::string, std::vector<std::string>>> maps_;
   std::condition_variable cv_;
   std::atomic<bool> failed_{false};
   std::string first_error_;

@@ -1,6 +1,7 @@
 // Plugin "baseline": persistence and climatology reference predictions, and the model type that applies
 // a fitted climatology. The arithmetic is in baseline.cpp.
 #include "baseline/baseline.hpp"
+#include "common/carry.hpp"
 #include <couplet/series.hpp>
 
 #include <couplet/sdk.hpp>
@@ -94,14 +95,7 @@ COUPLET_PLUGIN("baseline", "0.1.0") {
         const int carry = ctx.param<int>("carry");
         // The lagged value of each (day, cell).
         std::vector<float> lag(T * HW, std::numeric_limits<float>::quiet_NaN());
-        for (std::size_t k = 0; k < HW; ++k) {
-          std::ptrdiff_t last = -1;
-          for (std::size_t t = 0; t < T; ++t) {
-            if (std::isfinite(x[t * HW + k])) last = static_cast<std::ptrdiff_t>(t);
-            if (last >= 0 && static_cast<std::ptrdiff_t>(t) - last <= carry)
-              lag[t * HW + k] = static_cast<float>(x[static_cast<std::size_t>(last) * HW + k]);
-          }
-        }
+        common::carry_forward(x.data(), lag.data(), T, HW, carry);
         const auto start = ctx.param<std::string>("start"), end = ctx.param<std::string>("end");
         const double first = start.empty() ? -1e300 : static_cast<double>(series::date_param("start", start));
         const double last_day = end.empty() ? 1e300 : static_cast<double>(series::date_param("end", end));

@@ -1,5 +1,7 @@
 #include "grid.hpp"
 
+#include "common/carry.hpp"
+
 #include <couplet/context.hpp>
 #include <couplet/seed.hpp>
 #include <couplet/time.hpp>
@@ -349,15 +351,7 @@ GridData assemble_grid(const GridConfig& cfg, const Dataset& inputs, const Datas
     std::vector<float> ch(T * HW, kNaNf);
     if (name == cfg.target) {
       // The lagged target: the day's value, or the latest of the `carry` days before it.
-      for (std::size_t k = 0; k < HW; ++k) {
-        std::ptrdiff_t last = -1;
-        for (std::size_t t = 0; t < T; ++t) {
-          const float v = d.target[t * HW + k];
-          if (std::isfinite(v)) last = static_cast<std::ptrdiff_t>(t);
-          if (last >= 0 && static_cast<std::ptrdiff_t>(t) - last <= cfg.carry)
-            ch[t * HW + k] = d.target[static_cast<std::size_t>(last) * HW + k];
-        }
-      }
+      common::carry_forward(d.target.data(), ch.data(), T, HW, cfg.carry);
     } else {
       auto v = grid_values(inputs, name, "inputs");
       for (std::size_t t = 0; t < T; ++t)

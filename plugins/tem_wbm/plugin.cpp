@@ -15,6 +15,7 @@
 #include <cmath>
 #include <random>
 #include <set>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -157,13 +158,6 @@ void declare_model_params(NodeBuilder& node) {
     node.param(param_float(fp.name, tw::Options{}.*fp.member, fp.doc).in_units(fp.units));
 }
 
-/// True when feature j never varied over the recorded cell-days (moments: sums, sums of squares, count).
-template <class M> bool tot_var_zero(const std::vector<M>& moments, std::size_t j) {
-  double s = 0, q = 0, n = 0;
-  for (const auto& m : moments) s += m[j], q += m[tw::EtSlot::kFeatures + j], n += m[2 * tw::EtSlot::kFeatures];
-  return n == 0 || q / n - (s / n) * (s / n) <= 1e-20;
-}
-
 tw::SimulateConfig config_from(Context& ctx) {
   tw::SimulateConfig cfg;
   tw::Options& o = cfg.options;
@@ -199,6 +193,49 @@ tw::SimulateConfig config_from(Context& ctx) {
   cfg.spin_up = ctx.param<bool>("spin_up");
   cfg.threads = ctx.threads();
   return cfg;
+}
+
+/// The site inputs of a node that runs the model per site, as tem_wbm.simulate reads them (forcing,
+/// optional statics and params); the reader's warnings are logged.
+tw::SiteInputs read_site_inputs(Context& ctx, const tw::SimulateConfig& cfg) {
+  const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
+  const Table* params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
+  tw::SiteInputs in = tw::prepare_inputs(ctx.dataset("forcing"), statics, params, cfg);
+  for (const auto& w : in.warnings) ctx.warn(w);
+  return in;
+}
+
+/// Input `observation`'s `variable` on the forcing's sites and days (site-major, NaN where missing).
+std::vector<double> observation_on(Context& ctx, const tw::SiteInputs& in) {
+  try {
+    return series::align(series::read_site_series(ctx.dataset("observation"), ctx.param<std::string>("variable")),
+                         in.sites, in.time, "observations", "forcing");
+  } catch (const NodeError& e) {
+    throw NodeError(std::string("input 'observation': ") + e.what());
+  }
+}
+
+/// run_site(s) for every site on `threads` threads (tw::for_each_site: thread-count independent), with
+/// progress and cancellation; a site whose model rejects its inputs (std::invalid_argument, spec §17) fails
+/// the node, naming the first such site.
+void run_sites(Context& ctx, const tw::SiteInputs& in, int threads, const std::function<void(std::size_t)>& run_site) {
+  const std::size_t ns = in.sites.size();
+  std::vector<std::string> errors(ns);
+  tw::for_each_site(
+      ns, threads,
+      [&](std::size_t s) {
+        try {
+          run_site(s);
+        } catch (const std::invalid_argument& e) {
+          errors[s] = e.what();
+        }
+      },
+      [&](std::size_t done, std::size_t) {
+        ctx.check_cancelled();
+        ctx.progress(static_cast<double>(done), static_cast<double>(ns), "sites");
+      });
+  for (std::size_t s = 0; s < ns; ++s)
+    if (!errors[s].empty()) throw NodeError("site '" + in.sites[s] + "': " + errors[s]);
 }
 
 }  // namespace
@@ -372,10 +409,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   declare_model_params(cal);
   cal.run([](Context& ctx) {
     tw::SimulateConfig cfg = config_from(ctx);
-    const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
-    const Table* start_params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
-    const tw::SiteInputs in = tw::prepare_inputs(ctx.dataset("forcing"), statics, start_params, cfg);
-    for (const auto& w : in.warnings) ctx.warn(w);
+    const tw::SiteInputs in = read_site_inputs(ctx, cfg);
     const std::size_t ns = in.sites.size(), nt = in.time.size();
 
     // Observations on the forcing's time axis.
@@ -503,19 +537,9 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   declare_model_params(enkf);
   enkf.run([](Context& ctx) {
     tw::SimulateConfig cfg = config_from(ctx);
-    const Dataset& forcing = ctx.dataset("forcing");
-    const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
-    const Table* params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
-    const tw::SiteInputs in = tw::prepare_inputs(forcing, statics, params, cfg);
-    for (const auto& w : in.warnings) ctx.warn(w);
+    const tw::SiteInputs in = read_site_inputs(ctx, cfg);
     const std::size_t ns = in.sites.size(), nt = in.time.size();
-    std::vector<double> obs;
-    try {
-      obs = series::align(series::read_site_series(ctx.dataset("observation"), ctx.param<std::string>("variable")),
-                          in.sites, in.time, "observations", "forcing");
-    } catch (const NodeError& e) {
-      throw NodeError(std::string("input 'observation': ") + e.what());
-    }
+    const std::vector<double> obs = observation_on(ctx, in);
     tw::EnkfConfig ec;
     ec.members = ctx.param<int>("members");
     ec.obs_error = ctx.param<double>("obs_error");
@@ -528,25 +552,12 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     ec.spin_up_tol = cfg.spin_up_tol;
     ec.spin_up_max = cfg.spin_up_max;
     std::vector<tw::EnkfSite> res(ns);
-    std::vector<std::string> errors(ns);
-    tw::for_each_site(
-        ns, cfg.threads,
-        [&](std::size_t s) {
-          try {
-            tw::Cell base(in.statics[s], in.params[s], cfg.options);
-            std::vector<tw::Forcing> days(nt);
-            for (std::size_t t = 0; t < nt; ++t) days[t] = in.day(s, t);
-            res[s] = tw::run_enkf(base, days.data(), nt, obs.data() + s * nt, ec, derive_seed(ctx.seed(), in.sites[s]));
-          } catch (const std::invalid_argument& e) {
-            errors[s] = e.what();
-          }
-        },
-        [&](std::size_t done, std::size_t) {
-          ctx.check_cancelled();
-          ctx.progress(static_cast<double>(done), static_cast<double>(ns), "sites");
-        });
-    for (std::size_t s = 0; s < ns; ++s)
-      if (!errors[s].empty()) throw NodeError("site '" + in.sites[s] + "': " + errors[s]);
+    run_sites(ctx, in, cfg.threads, [&](std::size_t s) {
+      tw::Cell base(in.statics[s], in.params[s], cfg.options);
+      std::vector<tw::Forcing> days(nt);
+      for (std::size_t t = 0; t < nt; ++t) days[t] = in.day(s, t);
+      res[s] = tw::run_enkf(base, days.data(), nt, obs.data() + s * nt, ec, derive_seed(ctx.seed(), in.sites[s]));
+    });
     auto join_rows = [&](std::vector<double> tw::EnkfSite::*member) {
       std::vector<double> v;
       v.reserve(ns * nt);
@@ -606,10 +617,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   declare_model_params(sample);
   sample.run([](Context& ctx) {
     tw::SimulateConfig cfg = config_from(ctx);
-    const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
-    const Table* params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
-    const tw::SiteInputs in = tw::prepare_inputs(ctx.dataset("forcing"), statics, params, cfg);
-    for (const auto& w : in.warnings) ctx.warn(w);
+    const tw::SiteInputs in = read_site_inputs(ctx, cfg);
     const std::size_t ns = in.sites.size(), nt = in.time.size();
     const auto start = ctx.param<std::string>("start"), end = ctx.param<std::string>("end");
     const double first = start.empty() ? -1e300 : static_cast<double>(series::date_param("start", start));
@@ -639,35 +647,22 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     constexpr std::size_t kW = tw::EtSlot::kFeatures + tw::EtSlot::kOutputs;
     std::vector<std::vector<double>> rows(ns);
     std::vector<std::vector<double>> days_of(ns);
-    std::vector<std::string> errors(ns);
-    tw::for_each_site(
-        ns, cfg.threads,
-        [&](std::size_t s) {
-          try {
-            tw::Cell cell(in.statics[s], in.params[s], cfg.options);
-            Recorder rec(in.params[s], cfg.options);
-            rec.rows = &rows[s];
-            rec.days = &days_of[s];
-            tw::Slots slots;
-            slots.et = &rec;
-            if (cfg.spin_up && nt > 0) tw::spin_up_first_year(cell, in, s, cfg, slots);
-            for (std::size_t t = 0; t < nt; ++t) {
-              rec.on = in.time[t] >= first && in.time[t] <= last;
-              rec.day = in.time[t];
-              const tw::DayOut d = cell.advance(in.day(s, t), slots);
-              if (d.flags & (tw::kFlagSubstepLimit | tw::kFlagNonFinite | tw::kFlagDeficit | tw::kFlagSlot)) rec.pending.clear();
-              rec.commit();
-            }
-          } catch (const std::invalid_argument& e) {
-            errors[s] = e.what();
-          }
-        },
-        [&](std::size_t done, std::size_t) {
-          ctx.check_cancelled();
-          ctx.progress(static_cast<double>(done), static_cast<double>(ns), "sites");
-        });
-    for (std::size_t s = 0; s < ns; ++s)
-      if (!errors[s].empty()) throw NodeError("site '" + in.sites[s] + "': " + errors[s]);
+    run_sites(ctx, in, cfg.threads, [&](std::size_t s) {
+      tw::Cell cell(in.statics[s], in.params[s], cfg.options);
+      Recorder rec(in.params[s], cfg.options);
+      rec.rows = &rows[s];
+      rec.days = &days_of[s];
+      tw::Slots slots;
+      slots.et = &rec;
+      if (cfg.spin_up && nt > 0) tw::spin_up_first_year(cell, in, s, cfg, slots);
+      for (std::size_t t = 0; t < nt; ++t) {
+        rec.on = in.time[t] >= first && in.time[t] <= last;
+        rec.day = in.time[t];
+        const tw::DayOut d = cell.advance(in.day(s, t), slots);
+        if (d.flags & (tw::kFlagSubstepLimit | tw::kFlagNonFinite | tw::kFlagDeficit | tw::kFlagSlot)) rec.pending.clear();
+        rec.commit();
+      }
+    });
     std::vector<std::pair<std::size_t, std::size_t>> index;  // (site, row within site)
     for (std::size_t s = 0; s < ns; ++s)
       for (std::size_t r = 0; r < rows[s].size() / kW; ++r) index.emplace_back(s, r);
@@ -732,25 +727,16 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   declare_model_params(enh);
   enh.run([](Context& ctx) {
     tw::SimulateConfig cfg = config_from(ctx);
-    const Dataset* statics = ctx.has_input("statics") ? &ctx.dataset("statics") : nullptr;
-    const Table* params = ctx.has_input("params") ? &ctx.table("params") : nullptr;
     // The enhancer wraps the physics with one g_max and e_r (the node's): per-site values would make the
     // slot's physics differ from each site's own.
-    if (params)
+    if (ctx.has_input("params"))
       for (const char* c : {"g_max", "e_r"})
-        if (params->has(c))
+        if (ctx.table("params").has(c))
           throw NodeError(std::string("input 'params' has a per-site '") + c + "': the enhancer wraps the ET physics with the "
                           "node's g_max and e_r; set them as node parameters instead");
-    const tw::SiteInputs in = tw::prepare_inputs(ctx.dataset("forcing"), statics, params, cfg);
-    for (const auto& w : in.warnings) ctx.warn(w);
+    const tw::SiteInputs in = read_site_inputs(ctx, cfg);
     const std::size_t ns = in.sites.size(), nt = in.time.size();
-    std::vector<double> obs;
-    try {
-      obs = series::align(series::read_site_series(ctx.dataset("observation"), ctx.param<std::string>("variable")),
-                          in.sites, in.time, "observations", "forcing");
-    } catch (const NodeError& e) {
-      throw NodeError(std::string("input 'observation': ") + e.what());
-    }
+    const std::vector<double> obs = observation_on(ctx, in);
     const auto start = ctx.param<std::string>("train_start"), end = ctx.param<std::string>("train_end");
     std::size_t t0 = 0, t1 = nt;
     if (!start.empty()) while (t0 < nt && in.time[t0] < static_cast<double>(series::date_param("train_start", start))) ++t0;
@@ -775,26 +761,20 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
         (*m)[2 * kFeatures] += 1;
       }
     };
-    std::vector<std::string> errors(ns);
-    tw::for_each_site(ns, cfg.threads, [&](std::size_t s) {
-      try {
-        tw::Cell cell(in.statics[s], in.params[s], cfg.options);
-        if (cfg.spin_up && nt > 0) tw::spin_up_first_year(cell, in, s, cfg);
-        start_state[s] = cell.state();
-        Stats st(base.params, cfg.options);
-        st.m = &moments[s];
-        tw::Slots slots;
-        slots.et = &st;
-        for (std::size_t t = 0; t < t1; ++t) {
-          st.on = t >= t0;
-          cell.advance(in.day(s, t), slots);
-        }
-      } catch (const std::invalid_argument& e) {
-        errors[s] = e.what();
+    run_sites(ctx, in, cfg.threads, [&](std::size_t s) {
+      tw::Cell cell(in.statics[s], in.params[s], cfg.options);
+      if (cfg.spin_up && nt > 0) tw::spin_up_first_year(cell, in, s, cfg);
+      start_state[s] = cell.state();
+      Stats st(base.params, cfg.options);
+      st.m = &moments[s];
+      tw::Slots slots;
+      slots.et = &st;
+      for (std::size_t t = 0; t < t1; ++t) {
+        st.on = t >= t0;
+        cell.advance(in.day(s, t), slots);
       }
     });
-    for (std::size_t s = 0; s < ns; ++s)
-      if (!errors[s].empty()) throw NodeError("site '" + in.sites[s] + "': " + errors[s]);
+    std::array<bool, tw::EtSlot::kFeatures> is_constant{};
     {
       std::array<double, 2 * tw::EtSlot::kFeatures + 1> tot{};
       for (auto& m : moments)
@@ -803,7 +783,8 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       for (std::size_t j = 0; j < tw::EtSlot::kFeatures; ++j) {
         base.mean[j] = tot[j] / n;
         const double var = tot[tw::EtSlot::kFeatures + j] / n - base.mean[j] * base.mean[j];
-        base.sd[j] = var > 1e-20 ? std::sqrt(var) : 1.0;
+        is_constant[j] = !(var > 1e-20);
+        base.sd[j] = is_constant[j] ? 1.0 : std::sqrt(var);
       }
     }
     // A feature constant over the training cell-days (e.g. LAI from one `lai` value) carries no information:
@@ -811,12 +792,10 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     std::vector<char> active(tw::kEnhanceCoefficients, 1);
     std::string constant;
     for (std::size_t k = 0; k < tw::kEnhanceT.size(); ++k)
-      if (base.sd[static_cast<std::size_t>(tw::kEnhanceT[k])] == 1.0 &&
-          tot_var_zero(moments, static_cast<std::size_t>(tw::kEnhanceT[k])))
+      if (is_constant[static_cast<std::size_t>(tw::kEnhanceT[k])])
         active[1 + k] = 0, constant += std::string(constant.empty() ? "" : ", ") + "transpiration x feature " + std::to_string(tw::kEnhanceT[k]);
     for (std::size_t k = 0; k < tw::kEnhanceE.size(); ++k)
-      if (base.sd[static_cast<std::size_t>(tw::kEnhanceE[k])] == 1.0 &&
-          tot_var_zero(moments, static_cast<std::size_t>(tw::kEnhanceE[k])))
+      if (is_constant[static_cast<std::size_t>(tw::kEnhanceE[k])])
         active[2 + tw::kEnhanceT.size() + k] = 0,
             constant += std::string(constant.empty() ? "" : ", ") + "soil evaporation x feature " + std::to_string(tw::kEnhanceE[k]);
     if (!constant.empty()) ctx.warn("features constant over the training days, their coefficients kept at 0: " + constant);
