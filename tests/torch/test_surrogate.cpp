@@ -10,7 +10,7 @@
 using namespace couplet;
 using namespace couplet::learn::surrogate;
 
-TEST_CASE("surrogate: the MLP learns a smooth two-output function; the Surrogate is the trained network") {
+TEST_CASE("surrogate: the MLP learns a smooth two-output function, the Surrogate is the trained network") {
   std::mt19937_64 rng(3);
   std::uniform_real_distribution<double> u(-2, 2);
   const std::size_t n = 3000;

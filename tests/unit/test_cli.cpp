@@ -35,7 +35,7 @@ TEST_CASE("couplet validate and run on every bad fixture: the expected message, 
   CHECK(count >= 20);
 }
 
-TEST_CASE("couplet validate accepts a good workflow; graph prints DOT") {
+TEST_CASE("couplet validate accepts a good workflow, graph prints DOT") {
   TempDir tmp("cli-good");
   write_file(tmp.path / "wf.toml",
              "couplet = 1\n[[node]]\nid = \"src\"\nplugin = \"testing.source\"\n"

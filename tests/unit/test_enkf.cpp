@@ -73,7 +73,7 @@ TEST_CASE("enkf: with zero observation error the analysis collapses onto the obs
   CHECK(r.open_ssm == open.open_ssm);  // the open loop is not touched by the analysis
 }
 
-TEST_CASE("enkf: a twin experiment — the analysis tracks a truth the model gets wrong; held-out days") {
+TEST_CASE("enkf: a twin experiment — the analysis tracks a truth the model gets wrong, held-out days") {
   const auto f = weather(730, 3);
   // The truth: a sandier soil and 40 % more rain than the model knows.
   Statics truth_soil;

@@ -115,7 +115,7 @@ TEST_CASE("independent nodes run concurrently with --jobs 2 and give the same re
   CHECK(table_sum(r.run_dir / "artifacts/sum/total.h5") == doctest::Approx(41));
 }
 
-TEST_CASE("a failing node stops the run with node id, plugin and the error; finished artifacts stay valid") {
+TEST_CASE("a failing node stops the run with node id, plugin and the error, finished artifacts stay valid") {
   TempDir tmp("fail");
   auto r = run_text(R"(couplet = 1
 name = "failing"
@@ -145,7 +145,7 @@ inputs = { data = "bad.data" }
   CHECK(read_file(r.run_dir / "run.log").find("deliberate failure") != std::string::npos);
 }
 
-TEST_CASE("the same seed gives bit-identical artifacts; another seed does not") {
+TEST_CASE("the same seed gives bit-identical artifacts, another seed does not") {
   TempDir a("det-a"), b("det-b");
   const std::string wf = "couplet = 1\nname = \"noise\"\nseed = 5\n[[node]]\nid = \"n\"\nplugin = \"testing.noise\"\nparams = { n = 100 }\n";
   auto r1 = run_text(wf, a.path);

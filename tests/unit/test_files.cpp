@@ -25,7 +25,7 @@ TEST_CASE("files: glob_match") {
   CHECK(glob_match("*", ""));
 }
 
-TEST_CASE("files: list_files in one folder and with its sub-folders; errors name the parameter") {
+TEST_CASE("files: list_files in one folder and with its sub-folders, errors name the parameter") {
   testutil::TempDir tmp("files");
   const fs::path dir = tmp.path;
   for (const char* name : {"timed_2020-01-01.nc", "pts_2020-01-01.nc", "square_2020-01-01.nc", "text.nc"})

@@ -210,7 +210,7 @@ TEST_CASE("io_grid: ERA5 0.25° sample: a land mask given per time step over val
   CHECK(contains(r.warnings[0], "24 values of 'swvl1' below 0 (lowest -0.00920762)"));
 }
 
-TEST_CASE("io_grid: packed int16 values: scale_factor, add_offset, _FillValue, missing_value; daily means") {
+TEST_CASE("io_grid: packed int16 values: scale_factor, add_offset, _FillValue, missing_value, daily means") {
   TempDir tmp("grid-packed");
   const fs::path file = tmp.path / "packed.nc";
   write_packed_fixture(file);
@@ -236,7 +236,7 @@ TEST_CASE("io_grid: packed int16 values: scale_factor, add_offset, _FillValue, m
   CHECK(contains(days.warnings[0], "1 day(s) have fewer than 4 time steps (first: 2020-01-02 with 2)"));
 }
 
-TEST_CASE("io_grid: several ERA5 files are concatenated in time order; a day split between files is one mean") {
+TEST_CASE("io_grid: several ERA5 files are concatenated in time order, a day split between files is one mean") {
   require_samples();
   TempDir tmp("grid-concat");
   // The sample's hours, written back as two files split at 2020-01-16T12 (hour 372), listed out of order.
@@ -584,7 +584,7 @@ print("ok")
   CHECK(out.code == 0);
 }
 
-TEST_CASE("io_grid: workflows/era5_smap_samples.toml runs; io.write_netcdf writes again on a cached run") {
+TEST_CASE("io_grid: workflows/era5_smap_samples.toml runs, io.write_netcdf writes again on a cached run") {
   require_samples();
   TempDir tmp("grid-workflow");
   const std::string workflow = std::string(COUPLET_SOURCE_DIR) + "/workflows/era5_smap_samples.toml";

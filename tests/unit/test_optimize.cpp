@@ -53,7 +53,7 @@ TEST_CASE("optimize: differential evolution escapes local minima (Rastrigin, 4-D
   CHECK(r2.x[0] == doctest::Approx(5).epsilon(1e-6));
 }
 
-TEST_CASE("optimize: the same seed gives the same answer; non-finite objectives are rejected points") {
+TEST_CASE("optimize: the same seed gives the same answer, non-finite objectives are rejected points") {
   auto f = [](const std::vector<double>& x) { return x[0] > 0.9 ? NAN : std::pow(x[0] - 0.3, 2) + std::sin(7 * x[1]); };
   DEOptions o;
   o.max_evaluations = 2000;

@@ -124,7 +124,7 @@ TEST_CASE("split: LOSO validation sites are drawn from the training sites, seede
   CHECK(folds.at(3).at(Role::Test) == std::set<std::string>{"S3"});
 }
 
-TEST_CASE("split: k-fold partitions the sites; the seed decides the assignment") {
+TEST_CASE("split: k-fold partitions the sites, the seed decides the assignment") {
   const auto sites = sites_n(10);
   const auto a = split::kfold(sites, 3, kPeriod, {}, 42);
   check_spatial(a, sites);

@@ -110,7 +110,7 @@ TEST_CASE("synth: weather statistics match the generator's parameters (8x8 cells
   CHECK(worst_tmean < 1.5);
 }
 
-TEST_CASE("synth: neighbours share weather through the daily fields; spatial_rho = 0 makes cells independent") {
+TEST_CASE("synth: neighbours share weather through the daily fields, spatial_rho = 0 makes cells independent") {
   auto occurrence_corr = [](double rho) {
     sy::WorldConfig c = small_world();
     c.spatial_rho = rho;
@@ -131,7 +131,7 @@ TEST_CASE("synth: neighbours share weather through the daily fields; spatial_rho
   CHECK(std::fabs(independent) < 0.12);
 }
 
-TEST_CASE("synth: a cell is the same alone or in a world; another seed gives another world") {
+TEST_CASE("synth: a cell is the same alone or in a world, another seed gives another world") {
   const sy::World a(small_world(7)), b(small_world(8));
   const sy::CellWeather w1 = a.weather(17, a.cell(17)), w2 = a.weather(17, a.cell(17)), w3 = b.weather(17, b.cell(17));
   CHECK(w1.Pr == w2.Pr);
@@ -182,7 +182,7 @@ TEST_CASE("synth: truth SSM within physical bounds, water budget closed with irr
   CHECK(irrigation_total > 0);
 }
 
-TEST_CASE("synth: observation gaps and revisit follow the parameters; the reanalysis is complete and biased") {
+TEST_CASE("synth: observation gaps and revisit follow the parameters, the reanalysis is complete and biased") {
   const sy::World world(small_world());
   const std::vector<double> days = world.days();
   std::vector<int> doy(days.size());

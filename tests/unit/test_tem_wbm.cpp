@@ -953,7 +953,7 @@ TEST_CASE("tem_wbm: simulate gives bit-identical outputs for 1, 2 and 3 threads"
   CHECK(fx.var("SSM").values<double>()[1 * 500 + 0] == d0.SSM);
 }
 
-TEST_CASE("tem_wbm: simulate: missing forcing names site and date; linear fill is explicit") {
+TEST_CASE("tem_wbm: simulate: missing forcing names site and date, linear fill is explicit") {
   Dataset forcing = synthetic_forcing(2, 60, false);
   // Tair missing at S1 on 2016-02-05 (time index 35), a 3-day gap
   {
@@ -1038,7 +1038,7 @@ TEST_CASE("tem_wbm: simulate: per-site parameter table and statics fallbacks") {
 // ---- the node through the executor (shared test binary only: needs the CLI and the built plugins) ----------
 
 #ifdef COUPLET_CLI
-TEST_CASE("tem_wbm: workflows/pb_uscrn.toml runs; the node's artifacts are byte-identical for 1 and 2 threads") {
+TEST_CASE("tem_wbm: workflows/pb_uscrn.toml runs, the node's artifacts are byte-identical for 1 and 2 threads") {
   namespace fs = std::filesystem;
   const fs::path tmp = fs::temp_directory_path() / ("couplet-tem-wbm-" + std::to_string(::getpid()));
   fs::remove_all(tmp);

@@ -351,7 +351,7 @@ TEST_CASE("uscrn statics: without a CSV, location from the station list and list
         "LAI = 2 m2 m-2 (all 2 sites)");
 }
 
-TEST_CASE("uscrn statics: CSV values take precedence; the output fits tem_wbm.simulate") {
+TEST_CASE("uscrn statics: CSV values take precedence, the output fits tem_wbm.simulate") {
   const auto loaded = two_stations();
   const auto csv = csv_of(
       "# texture from a soil survey\n"

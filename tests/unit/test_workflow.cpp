@@ -126,7 +126,7 @@ params = { needed = "yes", rate = 1, where = "data/x", weights = [] }
   CHECK(canonical(again.nodes[0].params.at("rate").value) == "1.0");
 }
 
-TEST_CASE("TOML dates are accepted for string and date parameters; dates are normalised") {
+TEST_CASE("TOML dates are accepted for string and date parameters, dates are normalised") {
   auto ps = testing_plugins();
   Workflow wf = resolved("couplet = 1\n[[node]]\nid = \"p\"\nplugin = \"testing.params\"\n"
                          "params = { needed = 2016-01-31, day = \"20200229\" }\n", ps);
