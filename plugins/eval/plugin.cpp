@@ -1,5 +1,6 @@
 // Plugin "eval": scores predictions against observations (metrics.cpp) and counts water-balance
 // violation days (water_balance.cpp).
+#include "eval/convergence.hpp"
 #include "eval/metrics.hpp"
 #include "eval/water_balance.hpp"
 #include <couplet/series.hpp>
@@ -407,4 +408,105 @@ COUPLET_PLUGIN("eval", "0.1.0") {
       .param(param_date("start", "", "first valid day scored (YYYY-MM-DD); empty = all"))
       .param(param_date("end", "", "last valid day scored (YYYY-MM-DD); empty = all"))
       .run(grid_metrics);
+
+  plugin.node("eval.convergence")
+      .summary("Compares how fast two calibrations converge (e.g. a cold and a warm start) from their traces")
+      .doc("For each site in both traces (tem_wbm.calibrate's `trace`: site, evaluation, rmse = the best so far "
+           "after each improvement), the target is the better of the two final values, and each calibration's "
+           "cost is the model runs it took to arrive, for each of `tolerances`: with criterion = \"improvement\", "
+           "within that share of the improvement available from the starting parameters (best <= target + "
+           "tolerance * (start - target), start = the baseline trace's first value, evaluation 0: 0.5 = half the "
+           "way, 0.05 = 95 % of the way); with \"relative\", within that share of the target itself (best <= "
+           "target * (1 + tolerance)). A calibration that never arrives has no cost (NaN) and counts as slower. "
+           "`summary` gives, per tolerance, the medians (never = +infinity there) and how often the candidate was "
+           "faster. Sites in only one trace are named in a warning.")
+      .input("baseline", ArtifactKind::Table, "trace of the reference calibration (e.g. a cold start)")
+      .input("candidate", ArtifactKind::Table, "trace of the calibration compared with it (e.g. a warm start)")
+      .output("per_site", ArtifactKind::Table,
+              "per site and tolerance: site, tolerance, target, threshold, final_baseline, final_candidate, "
+              "evals_baseline, evals_candidate, speedup (evals_baseline / evals_candidate)")
+      .output("summary", ArtifactKind::Table,
+              "per tolerance: tolerance, sites, median_evals_baseline, median_evals_candidate, median_speedup, "
+              "candidate_faster, baseline_faster, ties, median_final_baseline, median_final_candidate")
+      .param(param_string("value", "rmse", "the traces' column with the best value so far"))
+      .param(param_string("criterion", "improvement", "what counts as arrived: \"improvement\" (share of the "
+                                                     "improvement from the start) or \"relative\" (share of the target)")
+                 .one_of({"improvement", "relative"}))
+      .param(param_floats("tolerances", std::vector<double>{0.5, 0.2, 0.05}, "the shares left (see criterion)"))
+      .run([](Context& ctx) {
+        const auto value = ctx.param<std::string>("value");
+        const auto tolerances = ctx.param<std::vector<double>>("tolerances");
+        if (tolerances.empty()) throw NodeError("parameter 'tolerances' is empty");
+        for (double t : tolerances)
+          if (!(t >= 0 && t <= 10)) throw NodeError("parameter 'tolerances': " + std::to_string(t) + " is outside [0, 10]");
+        const auto criterion = ctx.param<std::string>("criterion") == "relative" ? convergence::Criterion::Relative
+                                                                                 : convergence::Criterion::Improvement;
+        std::vector<std::pair<std::string, convergence::Trace>> a, b;
+        try {
+          a = convergence::read_traces(ctx.table("baseline"), value, "input 'baseline'");
+          b = convergence::read_traces(ctx.table("candidate"), value, "input 'candidate'");
+        } catch (const std::invalid_argument& e) {
+          throw NodeError(e.what());
+        }
+        const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+        auto median = [&](std::vector<double> v) {  // NaN (never) as +infinity
+          if (v.empty()) return nan;
+          for (double& x : v) if (std::isnan(x)) x = inf;
+          std::sort(v.begin(), v.end());
+          const std::size_t n = v.size();
+          return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+        };
+        std::vector<std::string> site;
+        std::vector<double> tol_col, target, threshold, fa, fb, ea, eb, speed;
+        std::vector<double> s_tol, s_sites, s_ma, s_mb, s_speed, s_faster, s_slower, s_ties, s_fa, s_fb;
+        for (double tol : tolerances) {
+          std::vector<std::string> unmatched;
+          const auto races = convergence::race(a, b, criterion, tol, &unmatched);
+          if (races.empty()) throw NodeError("inputs 'baseline' and 'candidate' have no site in common");
+          if (!unmatched.empty() && tol == tolerances.front()) {
+            std::string names;
+            for (const auto& n : unmatched) names += (names.empty() ? "" : ", ") + n;
+            ctx.warn(std::to_string(unmatched.size()) + " sites are in only one trace and are left out: " + names);
+          }
+          std::vector<double> xa_all, xb_all, fa_all, fb_all, sp;
+          double faster = 0, slower = 0, ties = 0;
+          for (const auto& r : races) {
+            site.push_back(r.site), tol_col.push_back(tol), target.push_back(r.target), threshold.push_back(r.threshold);
+            fa.push_back(r.final_a), fb.push_back(r.final_b), ea.push_back(r.evals_a), eb.push_back(r.evals_b);
+            const double xa = std::isnan(r.evals_a) ? inf : r.evals_a, xb = std::isnan(r.evals_b) ? inf : r.evals_b;
+            const double ratio = std::isinf(xa) && std::isinf(xb) ? nan : xa == xb ? 1.0 : std::max(xa, 1.0) / std::max(xb, 1.0);
+            speed.push_back(ratio);
+            if (!std::isnan(ratio)) sp.push_back(ratio);
+            faster += xb < xa, slower += xa < xb, ties += xa == xb;
+            xa_all.push_back(r.evals_a), xb_all.push_back(r.evals_b), fa_all.push_back(r.final_a), fb_all.push_back(r.final_b);
+          }
+          s_tol.push_back(tol), s_sites.push_back(static_cast<double>(races.size()));
+          s_ma.push_back(median(xa_all)), s_mb.push_back(median(xb_all)), s_speed.push_back(median(sp));
+          s_faster.push_back(faster), s_slower.push_back(slower), s_ties.push_back(ties);
+          s_fa.push_back(median(fa_all)), s_fb.push_back(median(fb_all));
+        }
+        auto t = std::make_shared<Table>();
+        t->add_column("site", site);
+        t->add_column("tolerance", tol_col, "1", "share left (criterion)");
+        t->add_column("target", target, "", "the better final value of the two");
+        t->add_column("threshold", threshold, "", "best value that counts as arrived");
+        t->add_column("final_baseline", fa, "", "the baseline's final value");
+        t->add_column("final_candidate", fb, "", "the candidate's final value");
+        t->add_column("evals_baseline", ea, "1", "model runs of the baseline to the threshold (NaN: never)");
+        t->add_column("evals_candidate", eb, "1", "model runs of the candidate to the threshold (NaN: never)");
+        t->add_column("speedup", speed, "1", "evals_baseline / evals_candidate (inf: the baseline never got there)");
+        auto sum = std::make_shared<Table>();
+        sum->add_column("tolerance", s_tol, "1", "share left (criterion)");
+        sum->add_column("sites", s_sites, "1", "sites compared");
+        sum->add_column("median_evals_baseline", s_ma, "1", "never = +infinity");
+        sum->add_column("median_evals_candidate", s_mb, "1", "never = +infinity");
+        sum->add_column("median_speedup", s_speed, "1", "median of the per-site speedups");
+        sum->add_column("candidate_faster", s_faster, "1", "sites");
+        sum->add_column("baseline_faster", s_slower, "1", "sites");
+        sum->add_column("ties", s_ties, "1", "sites");
+        sum->add_column("median_final_baseline", s_fa, "", "");
+        sum->add_column("median_final_candidate", s_fb, "", "");
+        ctx.set_output("per_site", t);
+        ctx.set_output("summary", sum);
+      });
 }

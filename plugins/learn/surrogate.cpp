@@ -65,6 +65,8 @@ class MlpSurrogate final : public Surrogate {
   }
   std::size_t n_features() const override { return cfg_.features.size(); }
   std::size_t n_outputs() const override { return cfg_.outputs.size(); }
+  std::vector<std::string> feature_names() const override { return cfg_.features; }
+  std::vector<std::string> output_names() const override { return cfg_.outputs; }
   std::vector<double> evaluate(const std::vector<double>& x, std::size_t n) const override {
     const std::size_t F = n_features(), O = n_outputs();
     std::vector<double> out(n * O);

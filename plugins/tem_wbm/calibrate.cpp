@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 namespace couplet::tem_wbm {
 
@@ -19,31 +20,25 @@ const std::vector<CalibratedParam>& calibrated_params(Land land) {
   return land == Land::Wetland ? wetland : upland;
 }
 
-namespace {
-
-constexpr double kInvalid = 1.0;  // residual given to every scored day of an invalid candidate (m3/m3)
-
 Params with_values(const Params& base, const std::vector<CalibratedParam>& spec, const std::vector<double>& x) {
   Params p = base;
   for (std::size_t i = 0; i < spec.size(); ++i) *param_slot(p, spec[i].name) = x[i];
   return p;
 }
 
+namespace {
+
+constexpr double kInvalid = 1.0;  // residual given to every scored day of an invalid candidate (m3/m3)
+
 // Simulated-minus-observed SSM on the scored days; empty if the candidate is invalid.
 std::vector<double> residuals(const Statics& st, const Params& p, const Options& o,
                               const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
-                              std::size_t first_scored) {
+                              std::size_t first_scored, const PrepareCell& prepare) {
+  const std::vector<double> ssm = ssm_series(st, p, o, day, n_days, prepare);
   std::vector<double> r;
-  try {
-    Cell cell(st, p, o);
-    for (std::size_t t = 0; t < n_days; ++t) {
-      const DayOut d = cell.advance(day(t));
-      if (d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit)) return {};
-      if (t >= first_scored && !std::isnan(obs[t])) r.push_back(d.SSM - obs[t]);
-    }
-  } catch (const std::invalid_argument&) {
-    return {};  // §17: reject the sample
-  }
+  if (ssm.empty()) return r;
+  for (std::size_t t = first_scored; t < n_days; ++t)
+    if (!std::isnan(obs[t])) r.push_back(ssm[t] - obs[t]);
   return r;
 }
 
@@ -55,42 +50,93 @@ double rms(const std::vector<double>& r) {
 
 }  // namespace
 
+std::vector<double> ssm_series(const Statics& statics, const Params& p, const Options& options,
+                               const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
+                               const PrepareCell& prepare) {
+  std::vector<double> ssm(n_days);
+  try {
+    Cell cell(statics, p, options);
+    if (prepare) prepare(cell);
+    for (std::size_t t = 0; t < n_days; ++t) {
+      const DayOut d = cell.advance(day(t));
+      if (d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit)) return {};
+      ssm[t] = d.SSM;
+    }
+  } catch (const std::invalid_argument&) {
+    return {};  // §17: reject the sample
+  }
+  return ssm;
+}
+
 double ssm_rmse(const Statics& statics, const Params& p, const Options& options,
                 const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
-                std::size_t first_scored) {
-  return rms(residuals(statics, p, options, day, n_days, obs, first_scored));
+                std::size_t first_scored, const PrepareCell& prepare) {
+  return rms(residuals(statics, p, options, day, n_days, obs, first_scored, prepare));
+}
+
+int SiteCalibration::evaluations_to(double target, double rel) const {
+  for (const auto& [n, e] : trace)
+    if (e <= target * (1 + rel)) return n;
+  return -1;
 }
 
 SiteCalibration calibrate_site(const Statics& statics, const Params& start, const Options& options,
                                const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
-                               const double* obs, std::size_t first_scored, const CalibrationOptions& opt) {
+                               const double* obs, std::size_t first_scored, const CalibrationOptions& opt,
+                               const PrepareCell& prepare) {
   SiteCalibration out;
   out.params = start;
   for (std::size_t t = first_scored; t < n_days; ++t) out.n_obs += !std::isnan(obs[t]);
   if (out.n_obs == 0) return out;
-  out.rmse_before = ssm_rmse(statics, start, options, day, n_days, obs, first_scored);
+  out.rmse_before = ssm_rmse(statics, start, options, day, n_days, obs, first_scored, prepare);
+  double best_so_far = std::isnan(out.rmse_before) ? std::numeric_limits<double>::infinity() : out.rmse_before;
+  out.trace.emplace_back(0, best_so_far);
+  // Every model run of the search and the polish, in order; the best point ever run is kept, so the result is
+  // never worse than the trace says (the polish's finite-difference probes are runs too).
+  std::vector<double> best_x;
+  auto record = [&](double e, const std::vector<double>& x) {
+    ++out.evaluations;
+    if (e < best_so_far) best_so_far = e, best_x = x, out.trace.emplace_back(out.evaluations, e);
+  };
 
   const auto& spec = calibrated_params(statics.land);
   std::vector<optimize::Bound> bounds;
   for (auto& c : spec) bounds.push_back(c.bound);
+  if (!opt.search.initial.empty()) {
+    if (opt.search.initial.size() != spec.size())
+      throw std::invalid_argument("calibrate: the first guess has " + std::to_string(opt.search.initial.size()) +
+                                  " values; this land type calibrates " + std::to_string(spec.size()));
+    for (std::size_t i = 0; i < spec.size(); ++i) {
+      const double v = opt.search.initial[i];
+      const auto& b = spec[i].bound;
+      if (!std::isfinite(v) || (b.log && (v == 0 || (v < 0) != (b.lo < 0))))
+        throw std::invalid_argument("calibrate: the first guess of " + spec[i].name + " (" + std::to_string(v) +
+                                    ") is not a finite value of the sign of its bounds");
+    }
+    // The guess as the search will see it (clamped into the box).
+    out.rmse_guess = ssm_rmse(statics, with_values(start, spec, optimize::from_unit(optimize::to_unit(opt.search.initial, bounds), bounds)),
+                              options, day, n_days, obs, first_scored, prepare);
+  }
   auto objective = [&](const std::vector<double>& x) {
-    const double e = ssm_rmse(statics, with_values(start, spec, x), options, day, n_days, obs, first_scored);
-    return std::isnan(e) ? std::numeric_limits<double>::infinity() : e;
+    const double e = ssm_rmse(statics, with_values(start, spec, x), options, day, n_days, obs, first_scored, prepare);
+    const double f = std::isnan(e) ? std::numeric_limits<double>::infinity() : e;
+    record(f, x);
+    return f;
   };
   optimize::Result best = optimize::differential_evolution(objective, bounds, opt.search);
-  out.evaluations = best.evaluations;
   if (opt.polish && std::isfinite(best.f)) {
     auto res = [&](const std::vector<double>& x) {
-      auto r = residuals(statics, with_values(start, spec, x), options, day, n_days, obs, first_scored);
+      auto r = residuals(statics, with_values(start, spec, x), options, day, n_days, obs, first_scored, prepare);
+      record(r.empty() ? std::numeric_limits<double>::infinity() : rms(r), x);
       return r.empty() ? std::vector<double>(out.n_obs, kInvalid) : r;
     };
     optimize::Result polished = optimize::levenberg_marquardt(res, best.x, bounds, opt.polish_options);
-    out.evaluations += polished.evaluations;
     const double rmse_polished = std::sqrt(polished.f / static_cast<double>(out.n_obs));
     if (rmse_polished < best.f) best.x = polished.x, best.f = rmse_polished;
   }
+  if (!best_x.empty() && best_so_far < best.f) best.x = best_x, best.f = best_so_far;
   out.params = with_values(start, spec, best.x);
-  out.rmse_after = ssm_rmse(statics, out.params, options, day, n_days, obs, first_scored);
+  out.rmse_after = ssm_rmse(statics, out.params, options, day, n_days, obs, first_scored, prepare);
   // The search starts from the whole box, not from `start`: keep the start if nothing beat it.
   if (!(out.rmse_after <= out.rmse_before) && std::isfinite(out.rmse_before)) {
     out.params = start;

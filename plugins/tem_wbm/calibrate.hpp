@@ -9,9 +9,13 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace couplet::tem_wbm {
+
+/// Called on each fresh Cell before day 0 (e.g. the §18 spin-up with the candidate's parameters); may be empty.
+using PrepareCell = std::function<void(Cell&)>;
 
 struct CalibratedParam {
   std::string name;  ///< §3.1 code name
@@ -21,8 +25,11 @@ struct CalibratedParam {
 /// §3.1: upland {θ_sat, k_sat, ψ_sat, b, I_RMAX, g_max, E_R}; wetland {Q_DRMAX, I_RMAX, g_max, E_R}.
 const std::vector<CalibratedParam>& calibrated_params(Land land);
 
+/// `base` with the members named in `spec` set to x (same order).
+Params with_values(const Params& base, const std::vector<CalibratedParam>& spec, const std::vector<double>& x);
+
 struct CalibrationOptions {
-  optimize::DEOptions search;  ///< its seed is the site's seed
+  optimize::DEOptions search;  ///< its seed is the site's seed; `initial` (calibrated_params order) warm-starts it
   bool polish = true;
   optimize::LMOptions polish_options;
 };
@@ -33,6 +40,12 @@ struct SiteCalibration {
   double rmse_after = kNaN;     ///< with the calibrated ones
   std::size_t n_obs = 0;        ///< days scored
   int evaluations = 0;          ///< model runs
+  double rmse_guess = kNaN;     ///< with the first guess (search.initial), if one was given
+  /// Best RMSE so far after each improvement: (model runs so far, RMSE); the first row (0, rmse_before) is
+  /// the starting parameters. Search and polish runs are both counted.
+  std::vector<std::pair<int, double>> trace;
+  /// Model runs until the best RMSE was within `rel` (relative) of `target`: -1 if never.
+  int evaluations_to(double target, double rel = 0.01) const;
 };
 
 /// One site's run over days [0, n_days): `day(t)` gives the forcing, `obs[t]` the observed SSM (NaN =
@@ -40,11 +53,18 @@ struct SiteCalibration {
 /// (Cell's checks, §17) or an aborted day makes a candidate infinitely bad rather than an error.
 SiteCalibration calibrate_site(const Statics& statics, const Params& start, const Options& options,
                                const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
-                               const double* obs, std::size_t first_scored, const CalibrationOptions& opt);
+                               const double* obs, std::size_t first_scored, const CalibrationOptions& opt,
+                               const PrepareCell& prepare = {});
+
+/// Simulated SSM on days [0, n_days) from the spec's initial state (after `prepare`); empty if the parameters
+/// are invalid or a day aborts (the candidate is rejected, as in calibration).
+std::vector<double> ssm_series(const Statics& statics, const Params& p, const Options& options,
+                               const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
+                               const PrepareCell& prepare = {});
 
 /// RMSE of simulated vs observed SSM over the scored days (NaN if invalid or no day is scored).
 double ssm_rmse(const Statics& statics, const Params& p, const Options& options,
                 const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
-                std::size_t first_scored);
+                std::size_t first_scored, const PrepareCell& prepare = {});
 
 }  // namespace couplet::tem_wbm

@@ -5,6 +5,16 @@
 
 namespace couplet::tem_wbm {
 
+const std::vector<std::string>& EtSlot::feature_names() {
+  static const std::vector<std::string> n{"Tair", "VPD", "SW_d", "LAI", "A_c", "A_g", "t_dry", "t_day", "beta_T",
+                                          "rel_theta1", "snow", "P"};
+  return n;
+}
+const std::vector<std::string>& EtSlot::output_names() {
+  static const std::vector<std::string> n{"T_dem", "ES_dem"};
+  return n;
+}
+
 namespace {
 
 double column_water(const Layers& th, const Soil& s) {

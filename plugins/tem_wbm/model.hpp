@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace couplet::tem_wbm {
 
@@ -24,6 +25,9 @@ namespace couplet::tem_wbm {
 /// §7 rule ES = 0 under snow; negative demands become 0, a non-finite one aborts the cell-day.
 struct EtSlot {
   static constexpr std::size_t kFeatures = 12, kOutputs = 2;
+  /// The names tem_wbm.sample_et gives them (and a learned surrogate of the slot carries).
+  static const std::vector<std::string>& feature_names();
+  static const std::vector<std::string>& output_names();
   virtual ~EtSlot() = default;
   virtual void evaluate(const double* features, double* out) const = 0;
 };

@@ -31,6 +31,12 @@ double sum_squares(const std::vector<double>& r) {
 
 }  // namespace
 
+double reflect_unit(double v) {
+  if (!std::isfinite(v)) throw std::invalid_argument("optimize: a non-finite unit coordinate");
+  v = std::fmod(std::fabs(v), 2.0);  // the reflections have period 2
+  return v > 1 ? 2 - v : v;
+}
+
 std::vector<double> to_unit(const std::vector<double>& x, const std::vector<Bound>& b) {
   std::vector<double> u(x.size());
   for (std::size_t i = 0; i < x.size(); ++i) {
@@ -85,6 +91,19 @@ Result differential_evolution(const std::function<double(const std::vector<doubl
     for (std::size_t i = 0; i < np; ++i) strata[i] = i;
     std::shuffle(strata.begin(), strata.end(), rng);
     for (std::size_t i = 0; i < np; ++i) pop[i][j] = (static_cast<double>(strata[i]) + unif(rng)) / static_cast<double>(np);
+  }
+  if (!opt.initial.empty()) {
+    if (opt.initial.size() != d) throw std::invalid_argument("optimize: the first guess and the bounds differ in size");
+    if (!(opt.initial_share >= 0 && opt.initial_share <= 1) || !(opt.initial_spread >= 0) || !std::isfinite(opt.initial_spread))
+      throw std::invalid_argument("optimize: initial_share must be in [0, 1] and initial_spread finite and >= 0");
+    const std::vector<double> g = to_unit(opt.initial, bounds);
+    const auto around = static_cast<std::size_t>(std::lround(opt.initial_share * static_cast<double>(np)));
+    std::normal_distribution<double> z(0.0, 1.0);
+    pop[0] = g;
+    for (std::size_t i = 1; i < std::min(np, std::max<std::size_t>(around, 1)); ++i)
+      for (std::size_t j = 0; j < d; ++j) {
+        pop[i][j] = reflect_unit(g[j] + opt.initial_spread * z(rng));
+      }
   }
   std::vector<double> cost(np);
   for (std::size_t i = 0; i < np; ++i) cost[i] = eval(pop[i]);

@@ -16,6 +16,9 @@ struct Bound {
   bool log = false;  ///< search log10(x) uniformly (requires lo, hi of one sign and non-zero)
 };
 
+/// v folded back into [0, 1] by reflection at the faces (a normal cloud stays centred where it can).
+double reflect_unit(double v);
+
 /// x ↔ unit-cube coordinates for a set of bounds.
 std::vector<double> to_unit(const std::vector<double>& x, const std::vector<Bound>& b);
 std::vector<double> from_unit(const std::vector<double>& u, const std::vector<Bound>& b);
@@ -34,10 +37,18 @@ struct DEOptions {
   double crossover = 0.9;   ///< crossover probability CR
   double tolerance = 1e-10; ///< stop when the population's objective spread falls below this
   std::uint64_t seed = 1;
+  /// A first guess in x (empty: a cold start). Member 0 is the guess itself and is evaluated first; the
+  /// members after it up to `initial_share` of the population (the guess included) are drawn around it
+  /// (normal, sd `initial_spread` in unit coordinates, reflected into the box); the rest keeps the
+  /// Latin-hypercube start, so a poor guess cannot trap the search.
+  std::vector<double> initial;
+  double initial_share = 0.5;
+  double initial_spread = 0.1;
 };
 
 /// Differential evolution (DE/rand/1/bin, Storn & Price 1997) within bounds. Deterministic for a seed.
-/// Non-finite objective values count as +infinity (a rejected parameter set).
+/// Non-finite objective values count as +infinity (a rejected parameter set). Without `initial` the draws,
+/// and so the result for a seed, are those of a cold start.
 Result differential_evolution(const std::function<double(const std::vector<double>&)>& f,
                               const std::vector<Bound>& bounds, const DEOptions& opt);
 

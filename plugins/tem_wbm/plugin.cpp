@@ -4,6 +4,7 @@
 #include "tem_wbm/calibrate.hpp"
 #include "tem_wbm/enhance.hpp"
 #include "tem_wbm/enkf.hpp"
+#include "tem_wbm/inverse.hpp"
 #include "tem_wbm/optimize.hpp"
 #include "tem_wbm/simulate.hpp"
 
@@ -103,16 +104,32 @@ class SurrogateDrainage final : public tw::DrainageSlot {
   mutable std::mutex m_;
 };
 
-std::shared_ptr<Surrogate> slot_surrogate(Context& ctx, const std::string& port, std::size_t features,
-                                          std::size_t outputs) {
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+  return out;
+}
+
+/// The Surrogate of input `port`, checked against what its consumer needs: counts always, names where both
+/// sides have them (`features`/`outputs` names; empty = unnamed).
+std::shared_ptr<Surrogate> checked_surrogate(Context& ctx, const std::string& port, const std::vector<std::string>& features,
+                                             const std::vector<std::string>& outputs, const std::string& needs) {
   auto s = ctx.surrogate(ctx.model(port));
   if (!s) throw NodeError("input '" + port + "': the model provides no surrogate");
-  if (s->n_features() != features || s->n_outputs() != outputs)
+  if (s->n_features() != features.size() || s->n_outputs() != outputs.size())
     throw NodeError("input '" + port + "': the surrogate takes " + std::to_string(s->n_features()) +
-                    " features and gives " + std::to_string(s->n_outputs()) + " outputs; this slot needs " +
-                    std::to_string(features) + " and " + std::to_string(outputs) + " (see the node doc)");
+                    " features and gives " + std::to_string(s->n_outputs()) + " outputs; " + needs + " needs " +
+                    std::to_string(features.size()) + " and " + std::to_string(outputs.size()) + " (see the node doc)");
+  auto check = [&](const std::vector<std::string>& have, const std::vector<std::string>& want, const char* what) {
+    if (have.empty() || want.empty() || std::find(want.begin(), want.end(), "") != want.end() || have == want) return;
+    throw NodeError("input '" + port + "': the surrogate's " + what + " are " + join(have) + "; " + needs +
+                    " needs " + join(want) + ", in this order");
+  };
+  check(s->feature_names(), features, "features");
+  check(s->output_names(), outputs, "outputs");
   return s;
 }
+
 
 }  // namespace
 
@@ -238,6 +255,41 @@ void run_sites(Context& ctx, const tw::SiteInputs& in, int threads, const std::f
     if (!errors[s].empty()) throw NodeError("site '" + in.sites[s] + "': " + errors[s]);
 }
 
+/// The observation window of a node that fits to observed SSM per site: `variable`, `start`, `end`, `warmup_days`.
+void declare_window_params(NodeBuilder& node, int warmup_default) {
+  node.param(param_string("variable", "SSM", "observed variable in `observation`"))
+      .param(param_date("start", "", "first day scored (empty: the forcing's first day after warm-up)"))
+      .param(param_date("end", "", "last day scored and simulated (empty: the forcing's last day)"))
+      .param(param_int("warmup_days", warmup_default, "days at the start of the forcing that are simulated but not scored")
+                 .bounds(0, 100000)
+                 .in_units("d"));
+}
+
+struct ScoredWindow {
+  std::size_t first, n_days;  ///< days [first, n_days) of the forcing are scored; [0, n_days) are simulated
+};
+
+ScoredWindow scored_window(Context& ctx, const tw::SiteInputs& in) {
+  const std::size_t nt = in.time.size();
+  if (nt == 0) throw NodeError("input 'forcing' has no days");
+  const auto warmup = static_cast<std::size_t>(ctx.param<std::int64_t>("warmup_days"));
+  auto index_of = [&](const std::string& param, std::size_t fallback) {
+    const auto text = ctx.param<std::string>(param);
+    if (text.empty()) return fallback;
+    const double day = static_cast<double>(parse_date(text));
+    if (nt == 0 || day < in.time.front() || day > in.time.back())
+      throw NodeError("parameter '" + param + "' (" + text + ") is outside the forcing's period " +
+                      format_date(static_cast<std::int64_t>(in.time.front())) + " .. " +
+                      format_date(static_cast<std::int64_t>(in.time.back())));
+    return static_cast<std::size_t>(day - in.time.front());
+  };
+  const std::size_t first = std::max(warmup, index_of("start", 0));
+  const std::size_t n_days = index_of("end", nt ? nt - 1 : 0) + 1;
+  if (first >= n_days)
+    throw NodeError("nothing to score: the scored window starts after it ends (check start, end and warmup_days)");
+  return {first, n_days};
+}
+
 }  // namespace
 
 COUPLET_PLUGIN("tem_wbm", "0.1.0") {
@@ -297,12 +349,13 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     tw::Slots slots;
     if (ctx.has_input("et_surrogate")) {
       et = std::make_unique<SurrogateEt>(
-          slot_surrogate(ctx, "et_surrogate", tw::EtSlot::kFeatures, tw::EtSlot::kOutputs));
+          checked_surrogate(ctx, "et_surrogate", tw::EtSlot::feature_names(), tw::EtSlot::output_names(), "the ET slot"));
       slots.et = et.get();
     }
     if (ctx.has_input("drainage_surrogate")) {
       drainage = std::make_unique<SurrogateDrainage>(
-          slot_surrogate(ctx, "drainage_surrogate", tw::DrainageSlot::kFeatures, 1));
+          checked_surrogate(ctx, "drainage_surrogate", std::vector<std::string>(tw::DrainageSlot::kFeatures),
+                            std::vector<std::string>(1), "the drainage slot"));
       slots.drainage = drainage.get();
     }
 
@@ -377,68 +430,96 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   });
 
   auto cal = plugin.node("tem_wbm.calibrate");
-  cal.version("4")  // 2: per-site seeds from derive_seed; 3: LAI per site from statics; 4: beta_s last-bit change
+  cal.version("5")  // 2: per-site seeds from derive_seed; 3: LAI per site from statics; 4: beta_s last-bit change;
+                    // 5: spin_up honoured (it was ignored), first guess from `inverse`, trace and evals_to_1pct
       .summary("Calibrates the water balance model per site against observed SSM (DE search + LM polish)")
       .doc("Estimates, per site, the spec's section 3.1 parameters within their bounds: upland theta_sat, "
            "k_sat, psi_sat, b, i_rmax, g_max, e_r; wetland q_drmax, i_rmax, g_max, e_r. k_sat, psi_sat and "
            "q_drmax are searched in log10. Objective: RMSE of simulated vs observed SSM on the days in "
-           "[start, end] after the first `warmup_days` of the forcing (the model runs from the first forcing "
-           "day, from the spec's initial state or a spin-up). Search: differential evolution (DE/rand/1/bin, "
-           "Latin-hypercube start), then a bounded Levenberg-Marquardt polish on the SSM residuals. Each site "
-           "gets its own seed from the node seed and its name, so results do not depend on the thread count "
-           "or on which other sites are calibrated. A site whose calibrated set does not beat its starting "
-           "parameters keeps them. Feed `params` to tem_wbm.simulate.")
+           "[start, end] after the first `warmup_days` of the forcing. Every candidate runs from the first "
+           "forcing day, from the spec's initial state or, with spin_up, after the section 18 spin-up with the "
+           "candidate's own parameters (as tem_wbm.simulate will run them; 1.5-2 times slower). Search: "
+           "differential evolution (DE/rand/1/bin, Latin-hypercube start), then a bounded Levenberg-Marquardt "
+           "polish on the SSM residuals. Each site gets its own seed from the node seed and its name, so results "
+           "do not depend on the thread count or on which other sites are calibrated. A site whose calibrated "
+           "set does not beat its starting parameters keeps them. Feed `params` to tem_wbm.simulate.\n\n"
+           "Warm start (model solution, Shen & Zhang's method 6): with `inverse`, a learned inverse (learn.surrogate "
+           "trained on tem_wbm.sample_inverse's samples: signature features -> u_<parameter>) predicts each "
+           "upland site's parameters from its observed SSM signature, climate and texture; the prediction is "
+           "member 0 of the search and a share `guess_share` of the population is drawn around it (sd "
+           "`guess_spread` in unit coordinates); the rest keeps the Latin-hypercube start. Wetland sites and sites "
+           "whose signature is incomplete start cold (warning). `trace` records every improvement of the best "
+           "RMSE with the model runs it took, so cold and warm starts can be compared (eval.convergence).")
       .input("forcing", ArtifactKind::Dataset, "(site, time), daily: Pr, SWD, Tair, Vp, optional LAI (as simulate)")
       .input("observation", ArtifactKind::Dataset, "(site, time): observed SSM [m3 m-3] (NaN = missing)")
       .optional_input("statics", ArtifactKind::Dataset, "(site): elevation, sand, silt, clay, land, lat, LAI (as simulate)")
       .optional_input("params", ArtifactKind::Table, "starting parameters per site (as simulate's params)")
+      .optional_input("inverse", ArtifactKind::Model,
+                      "a learned inverse whose Surrogate maps tem_wbm.sample_inverse's signature features to the "
+                      "upland parameters' u_ columns: the search's first guess")
       .output("params", ArtifactKind::Table,
               "per site: site, land, the eight parameter columns (NaN where not calibrated for the land type), "
-              "rmse_before, rmse_after [m3 m-3], n_obs, evaluations")
-      .param(param_string("variable", "SSM", "observed variable in `observation`"))
-      .param(param_date("start", "", "first day scored (empty: the forcing's first day after warm-up)"))
-      .param(param_date("end", "", "last day scored and simulated (empty: the forcing's last day)"))
-      .param(param_int("warmup_days", 365, "days at the start of the forcing that are simulated but not scored")
-                 .bounds(0, 100000).in_units("d"))
+              "rmse_before, rmse_guess, rmse_after [m3 m-3], n_obs, evaluations, evals_to_1pct")
+      .output("trace", ArtifactKind::Table,
+              "per site and improvement: site, evaluation (model runs so far; 0 = the starting parameters), rmse "
+              "(best so far)")
       .param(param_int("max_evaluations", 800, "model runs per site for the global search").bounds(20, 10000000))
       .param(param_int("population", 0, "differential-evolution population (0: 10 x parameters)").bounds(0, 100000))
       .param(param_bool("polish", true, "polish the best candidate with Levenberg-Marquardt"))
       .param(param_int("polish_iterations", 8, "Levenberg-Marquardt iterations").bounds(0, 1000))
       .param(param_int("min_obs", 30, "sites with fewer scored observations are not calibrated (warning)")
-                 .bounds(1, 100000));
+                 .bounds(1, 100000))
+      .param(param_float("guess_share", 0.5, "with `inverse`: share of the population drawn around the first guess")
+                 .bounds(0, 1))
+      .param(param_float("guess_spread", 0.1, "with `inverse`: sd of those draws in unit coordinates").bounds(0, 1));
+  declare_window_params(cal, 365);
   declare_model_params(cal);
   cal.run([](Context& ctx) {
     tw::SimulateConfig cfg = config_from(ctx);
     const tw::SiteInputs in = read_site_inputs(ctx, cfg);
     const std::size_t ns = in.sites.size(), nt = in.time.size();
-
-    // Observations on the forcing's time axis.
-    const auto obs = series::read_site_series(ctx.dataset("observation"), ctx.param<std::string>("variable"));
-    const std::vector<double> o = series::align(obs, in.sites, in.time, "observations", "forcing");
-
-    // The scored window, as indices into the forcing's days.
-    const auto warmup = static_cast<std::size_t>(ctx.param<std::int64_t>("warmup_days"));
-    auto index_of = [&](const std::string& param, std::size_t fallback) {
-      const auto text = ctx.param<std::string>(param);
-      if (text.empty()) return fallback;
-      const double day = static_cast<double>(parse_date(text));
-      if (nt == 0 || day < in.time.front() || day > in.time.back())
-        throw NodeError("parameter '" + param + "' (" + text + ") is outside the forcing's period " +
-                        format_date(static_cast<std::int64_t>(in.time.front())) + " .. " +
-                        format_date(static_cast<std::int64_t>(in.time.back())));
-      return static_cast<std::size_t>(day - in.time.front());
-    };
-    const std::size_t first = std::max(warmup, index_of("start", 0));
-    const std::size_t n_days = index_of("end", nt ? nt - 1 : 0) + 1;
-    if (first >= n_days)
-      throw NodeError("nothing to score: the scored window starts after it ends (check start, end and warmup_days)");
+    const std::vector<double> o = observation_on(ctx, in);
+    const auto [first, n_days] = scored_window(ctx, in);
 
     tw::CalibrationOptions copt;
     copt.search.max_evaluations = static_cast<int>(ctx.param<std::int64_t>("max_evaluations"));
     copt.search.population = static_cast<int>(ctx.param<std::int64_t>("population"));
+    copt.search.initial_share = ctx.param<double>("guess_share");
+    copt.search.initial_spread = ctx.param<double>("guess_spread");
     copt.polish = ctx.param<bool>("polish");
     copt.polish_options.max_iterations = static_cast<int>(ctx.param<std::int64_t>("polish_iterations"));
     const auto min_obs = static_cast<std::size_t>(ctx.param<std::int64_t>("min_obs"));
+
+    // First guesses from the learned inverse: the observed signature -> unit coordinates -> parameters.
+    const auto& upland = tw::calibrated_params(tw::Land::Upland);
+    std::vector<std::vector<double>> guess(ns);
+    if (ctx.has_input("inverse")) {
+      std::vector<std::string> outputs;
+      for (const auto& c : upland) outputs.push_back(tw::unit_column(c.name));
+      const auto inverse = checked_surrogate(ctx, "inverse", tw::signature_names(), outputs, "tem_wbm.calibrate");
+      std::vector<tw::optimize::Bound> bounds;
+      for (const auto& c : upland) bounds.push_back(c.bound);
+      std::vector<std::string> cold;
+      for (std::size_t s = 0; s < ns; ++s) {
+        if (in.statics[s].land != tw::Land::Upland) {
+          cold.push_back(in.sites[s] + " (wetland)");
+          continue;
+        }
+        auto day = [&](std::size_t t) { return in.day(s, t); };
+        const std::vector<double> sig = tw::ssm_signature(o.data() + s * nt, first, n_days, day, in.statics[s]);
+        bool complete = true;
+        for (double v : sig) complete = complete && std::isfinite(v);
+        std::vector<double> u = complete ? inverse->evaluate(sig, 1) : std::vector<double>{};
+        for (double& v : u) complete = complete && std::isfinite(v), v = std::clamp(v, 0.0, 1.0);
+        if (!complete) {
+          cold.push_back(in.sites[s] + " (incomplete signature)");
+          continue;
+        }
+        guess[s] = tw::optimize::from_unit(u, bounds);
+      }
+      if (!cold.empty())
+        ctx.warn(std::to_string(cold.size()) + " of " + std::to_string(ns) + " sites start cold: " + join(cold));
+    }
 
     std::vector<tw::SiteCalibration> results(ns);
     std::vector<char> skipped(ns, 0);
@@ -448,6 +529,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
           tw::CalibrationOptions site_opt = copt;
           // By name: independent of thread count and of which other sites are in the run.
           site_opt.search.seed = derive_seed(ctx.seed(), in.sites[s]);
+          site_opt.search.initial = guess[s];
           const double* obs_s = o.data() + s * nt;
           std::size_t n_obs = 0;
           for (std::size_t t = first; t < n_days; ++t) n_obs += !std::isnan(obs_s[t]);
@@ -458,7 +540,10 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
             return;
           }
           auto day = [&](std::size_t t) { return in.day(s, t); };
-          results[s] = tw::calibrate_site(in.statics[s], in.params[s], cfg.options, day, n_days, obs_s, first, site_opt);
+          tw::PrepareCell prepare;
+          if (cfg.spin_up && nt > 0) prepare = [&](tw::Cell& c) { tw::spin_up_first_year(c, in, s, cfg); };
+          results[s] = tw::calibrate_site(in.statics[s], in.params[s], cfg.options, day, n_days, obs_s, first, site_opt,
+                                          prepare);
         },
         [&](std::size_t done, std::size_t total) {
           ctx.check_cancelled();
@@ -485,18 +570,134 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       }
       table->add_column(name, col);
     }
-    std::vector<double> before(ns), after(ns), n_obs(ns), evals(ns);
+    std::vector<double> before(ns), at_guess(ns), after(ns), n_obs(ns), evals(ns), to_1pct(ns);
+    std::vector<std::string> trace_site;
+    std::vector<double> trace_eval, trace_rmse;
     for (std::size_t s = 0; s < ns; ++s) {
-      before[s] = results[s].rmse_before;
-      after[s] = results[s].rmse_after;
-      n_obs[s] = static_cast<double>(results[s].n_obs);
-      evals[s] = results[s].evaluations;
+      const auto& r = results[s];
+      before[s] = r.rmse_before;
+      at_guess[s] = r.rmse_guess;
+      after[s] = r.rmse_after;
+      n_obs[s] = static_cast<double>(r.n_obs);
+      evals[s] = r.evaluations;
+      const int k = r.trace.empty() ? -1 : r.evaluations_to(r.rmse_after, 0.01);
+      to_1pct[s] = k < 0 ? tw::kNaN : k;
+      for (const auto& [e, v] : r.trace) trace_site.push_back(in.sites[s]), trace_eval.push_back(e), trace_rmse.push_back(v);
     }
     table->add_column("rmse_before", before, "m3 m-3", "SSM RMSE with the starting parameters");
+    table->add_column("rmse_guess", at_guess, "m3 m-3", "SSM RMSE with the learned inverse's first guess (NaN: cold start)");
     table->add_column("rmse_after", after, "m3 m-3", "SSM RMSE with the calibrated parameters");
     table->add_column("n_obs", n_obs, "d", "days scored");
     table->add_column("evaluations", evals, "1", "model runs");
+    table->add_column("evals_to_1pct", to_1pct, "1", "model runs until the best RMSE was within 1 % of rmse_after");
+    auto trace = std::make_shared<Table>();
+    trace->add_column("site", std::move(trace_site));
+    trace->add_column("evaluation", std::move(trace_eval), "1", "model runs so far (0: the starting parameters)");
+    trace->add_column("rmse", std::move(trace_rmse), "m3 m-3", "best SSM RMSE so far");
     ctx.set_output("params", table);
+    ctx.set_output("trace", trace);
+  });
+
+  auto inv = plugin.node("tem_wbm.sample_inverse");
+  inv.version("1")
+      .summary("Training samples for a learned inverse (model solution): random parameter sets simulated at each "
+               "site, their SSM signature against the parameters")
+      .doc("For Shen & Zhang's method 6 in its smallest form: the model's own simulations teach a regression the "
+           "inverse map from what a site shows to its parameters. Per upland site, `draws` parameter sets "
+           "(Latin hypercube over tem_wbm.calibrate's bounds, in its unit coordinates: log10 for k_sat and psi_sat) "
+           "are simulated like tem_wbm.calibrate's candidates (from the first forcing day, or after a spin-up with "
+           "the set's own parameters); the simulated SSM is kept on the days the site's `observation` has a value "
+           "in the scored window, plus normal noise of sd `obs_noise` (the observation error), and summarised "
+           "into the signature: SSM mean, sd, 5/50/95 % quantiles, persistence (correlation of successive values "
+           "at most 3 days apart), dry-down (mean daily change between such values with < 1 mm rain between) and "
+           "wetting (SSM gained per mm of rain between such values with >= 5 mm), mean Pr, Tair, SWD, Vp, LAI over "
+           "the window, sand and clay. Only the observation's gaps are used, never its values: the inverse can be "
+           "trained at the sites it is applied to without seeing their data. Rejected sets (invalid, aborted "
+           "days) are left out; wetland sites are skipped (warning). Train learn.surrogate with features = the "
+           "signature names and outputs = the u_ columns; give the model to tem_wbm.calibrate's `inverse`.")
+      .input("forcing", ArtifactKind::Dataset, "(site, time), daily: as tem_wbm.simulate")
+      .input("observation", ArtifactKind::Dataset, "(site, time): observed SSM; only its gaps (NaN) are used")
+      .optional_input("statics", ArtifactKind::Dataset, "(site): as tem_wbm.simulate")
+      .optional_input("params", ArtifactKind::Table, "starting parameters per site (the members not drawn)")
+      .output("samples", ArtifactKind::Table,
+              "one row per simulated set: site, draw, the signature (ssm_mean, ssm_sd, ssm_p05, ssm_p50, ssm_p95, "
+              "ssm_persistence, ssm_drydown, ssm_wetting, pr_mean, tair_mean, swd_mean, vp_mean, lai_mean, sand, "
+              "clay), u_theta_sat, u_k_sat, u_psi_sat, u_b, u_i_rmax, u_g_max, u_e_r")
+      .output("observed", ArtifactKind::Table,
+              "per site: site and the signature of its observed SSM (what tem_wbm.calibrate's `inverse` is given)")
+      .param(param_int("draws", 100, "parameter sets per site").bounds(1, 1000000))
+      .param(param_float("prior_spread", 0.0, "0: Latin hypercube over the whole calibration box; > 0: normal around "
+                                              "the site's starting parameters (Cosby values from its texture where "
+                                              "`params` gives none) with this sd in unit coordinates")
+                 .bounds(0, 10))
+      .param(param_float("obs_noise", 0.0, "sd of the noise added to the simulated SSM (the observation error)")
+                 .bounds(0, 1).in_units("m3 m-3"));
+  declare_window_params(inv, 365);
+  declare_model_params(inv);
+  inv.run([](Context& ctx) {
+    tw::SimulateConfig cfg = config_from(ctx);
+    const tw::SiteInputs in = read_site_inputs(ctx, cfg);
+    const std::size_t ns = in.sites.size(), nt = in.time.size();
+    const std::vector<double> o = observation_on(ctx, in);
+    const auto [first, n_days] = scored_window(ctx, in);
+    const int draws = static_cast<int>(ctx.param<std::int64_t>("draws"));
+    const double noise = ctx.param<double>("obs_noise"), prior_spread = ctx.param<double>("prior_spread");
+    std::vector<std::vector<tw::InverseSample>> rows(ns);
+    std::vector<std::string> wet;
+    for (std::size_t s = 0; s < ns; ++s)
+      if (in.statics[s].land != tw::Land::Upland) wet.push_back(in.sites[s]);
+    run_sites(ctx, in, ctx.threads(), [&](std::size_t s) {
+      if (in.statics[s].land != tw::Land::Upland) return;
+      auto day = [&](std::size_t t) { return in.day(s, t); };
+      tw::PrepareCell prepare;
+      if (cfg.spin_up && nt > 0) prepare = [&](tw::Cell& c) { tw::spin_up_first_year(c, in, s, cfg); };
+      rows[s] = tw::sample_inverse(in.statics[s], in.params[s], cfg.options, day, n_days, o.data() + s * nt, first, draws,
+                                   prior_spread, noise, derive_seed(ctx.seed(), in.sites[s]), prepare);
+    });
+    if (!wet.empty()) ctx.warn(std::to_string(wet.size()) + " wetland sites skipped: " + join(wet));
+    const auto& names = tw::signature_names();
+    const auto& spec = tw::calibrated_params(tw::Land::Upland);
+    std::vector<std::string> site;
+    std::vector<double> draw;
+    std::vector<std::vector<double>> sig(names.size()), unit(spec.size());
+    std::size_t rejected = 0, incomplete = 0;
+    for (std::size_t s = 0; s < ns; ++s) {
+      if (in.statics[s].land != tw::Land::Upland) continue;
+      rejected += static_cast<std::size_t>(draws) - rows[s].size();
+      for (std::size_t i = 0; i < rows[s].size(); ++i) {
+        const auto& r = rows[s][i];
+        site.push_back(in.sites[s]);
+        draw.push_back(static_cast<double>(i));
+        bool complete = true;
+        for (std::size_t j = 0; j < names.size(); ++j) sig[j].push_back(r.signature[j]), complete = complete && std::isfinite(r.signature[j]);
+        incomplete += !complete;
+        for (std::size_t j = 0; j < spec.size(); ++j) unit[j].push_back(r.unit[j]);
+      }
+    }
+    if (site.empty()) throw NodeError("no samples: no upland site, or every parameter set was rejected");
+    if (rejected) ctx.warn(std::to_string(rejected) + " parameter sets were rejected by the model and left out");
+    if (incomplete)
+      ctx.warn(std::to_string(incomplete) + " samples have an incomplete signature (too few observed days or pairs); "
+               "learn.surrogate drops them");
+    auto table = std::make_shared<Table>();
+    table->add_column("site", std::move(site));
+    table->add_column("draw", std::move(draw), "1", "index of the kept set at its site");
+    for (std::size_t j = 0; j < names.size(); ++j) table->add_column(names[j], std::move(sig[j]), "", "signature feature");
+    for (std::size_t j = 0; j < spec.size(); ++j)
+      table->add_column(tw::unit_column(spec[j].name), std::move(unit[j]), "1",
+                        "position of " + spec[j].name + " in tem_wbm.calibrate's bounds" + (spec[j].bound.log ? " (log10)" : ""));
+    ctx.info(std::to_string(table->rows()) + " samples from " + std::to_string(ns - wet.size()) + " sites");
+    ctx.set_output("samples", table);
+    auto observed = std::make_shared<Table>();
+    observed->add_column("site", in.sites);
+    std::vector<std::vector<double>> osig(names.size(), std::vector<double>(ns));
+    for (std::size_t s = 0; s < ns; ++s) {
+      auto day = [&](std::size_t t) { return in.day(s, t); };
+      const auto f = tw::ssm_signature(o.data() + s * nt, first, n_days, day, in.statics[s]);
+      for (std::size_t j = 0; j < names.size(); ++j) osig[j][s] = f[j];
+    }
+    for (std::size_t j = 0; j < names.size(); ++j) observed->add_column(names[j], std::move(osig[j]), "", "signature feature");
+    ctx.set_output("observed", observed);
   });
   auto enkf = plugin.node("assim.enkf");
   enkf.version("1")
@@ -676,8 +877,8 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       index.resize(want);
       std::sort(index.begin(), index.end());
     }
-    static const char* const kNames[kW] = {"Tair", "VPD", "SW_d", "LAI", "A_c", "A_g", "t_dry", "t_day", "beta_T",
-                                           "rel_theta1", "snow", "P", "T_dem", "ES_dem"};
+    std::vector<std::string> names = tw::EtSlot::feature_names();
+    for (const auto& n : tw::EtSlot::output_names()) names.push_back(n);
     static const char* const kUnits[kW] = {"degC", "Pa", "W m-2", "m2 m-2", "W m-2", "W m-2", "s", "s", "1", "1", "1", "Pa",
                                            "mm d-1", "mm d-1"};
     auto table = std::make_shared<Table>();
@@ -690,7 +891,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       std::vector<double> v;
       v.reserve(index.size());
       for (auto [s, r] : index) v.push_back(rows[s][r * kW + j]);
-      table->add_column(kNames[j], std::move(v), kUnits[j], j < tw::EtSlot::kFeatures ? "ET slot feature" : "ET physics output");
+      table->add_column(names[j], std::move(v), kUnits[j], j < tw::EtSlot::kFeatures ? "ET slot feature" : "ET physics output");
     }
     ctx.info(std::to_string(index.size()) + " samples from " + std::to_string(ns) + " sites");
     ctx.set_output("samples", table);
@@ -870,6 +1071,8 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
                          tw::EtEnhancer e;
                          std::size_t n_features() const override { return tw::EtSlot::kFeatures; }
                          std::size_t n_outputs() const override { return tw::EtSlot::kOutputs; }
+                         std::vector<std::string> feature_names() const override { return tw::EtSlot::feature_names(); }
+                         std::vector<std::string> output_names() const override { return tw::EtSlot::output_names(); }
                          std::vector<double> evaluate(const std::vector<double>& x, std::size_t n) const override {
                            std::vector<double> out(n * 2);
                            for (std::size_t i = 0; i < n; ++i) e.evaluate(&x[i * tw::EtSlot::kFeatures], &out[i * 2]);

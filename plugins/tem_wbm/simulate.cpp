@@ -273,7 +273,8 @@ SiteInputs prepare_inputs(const Dataset& forcing, const Dataset* statics, const 
     for (std::size_t i = 0; i < psites.size(); ++i)
       if (!index.emplace(psites[i], i).second) throw NodeError("params table lists site '" + psites[i] + "' twice");
     // tem_wbm.calibrate's report columns ride along with the parameters; anything else is a typo.
-    static const std::vector<std::string> report_columns{"land", "rmse_before", "rmse_after", "n_obs", "evaluations"};
+    static const std::vector<std::string> report_columns{"land",  "rmse_before", "rmse_guess",   "rmse_after",
+                                                         "n_obs", "evaluations", "evals_to_1pct"};
     for (const auto& col : params->columns()) {
       if (col.name == "site" || std::count(report_columns.begin(), report_columns.end(), col.name)) continue;
       if (!std::count(param_names().begin(), param_names().end(), col.name))

@@ -120,10 +120,16 @@ TEST_CASE("et slot: workflows/emulator_et.toml samples the slot, learns it, and 
   // A surrogate of the wrong shape in the slot is an error naming the port.
   const auto bad = testutil::run(cli + small + "--set emulator.outputs='[\"T_dem\"]' --runs-dir " + (tmp.path / "c").string() + " " + workflow);
   CHECK(bad.code != 0);
-  CHECK(bad.text.find("input 'et_surrogate': the surrogate takes 12 features and gives 1 outputs; this slot needs 12 and 2") != std::string::npos);
+  CHECK(bad.text.find("input 'et_surrogate': the surrogate takes 12 features and gives 1 outputs; the ET slot needs 12 and 2") != std::string::npos);
+  // Right shape, outputs swapped: refused by name (the surrogate knows what it learnt).
+  const auto swapped = testutil::run(cli + small + "--set emulator.outputs='[\"ES_dem\", \"T_dem\"]' --runs-dir " +
+                                     (tmp.path / "d").string() + " " + workflow);
+  CHECK(swapped.code != 0);
+  CHECK(swapped.text.find("input 'et_surrogate': the surrogate's outputs are ES_dem, T_dem; the ET slot needs T_dem, ES_dem, in this order") !=
+        std::string::npos);
 }
 
-TEST_CASE("et slot: the enhancer with zero coefficients is the physics; its Model round-trips; workflow") {
+TEST_CASE("et slot: the enhancer with zero coefficients is the physics, its Model round-trips, workflow") {
   const auto f = weather(2 * 365, 4);
   Statics st;
   Params p;

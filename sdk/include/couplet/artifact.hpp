@@ -298,6 +298,10 @@ class COUPLET_API Surrogate {
   virtual std::size_t n_outputs() const = 0;
   /// `features` holds n × n_features() values; returns n × n_outputs().
   virtual std::vector<double> evaluate(const std::vector<double>& features, std::size_t n) const = 0;
+  /// The features' and outputs' names in order, where the surrogate knows them (empty: unnamed). A consumer
+  /// compares them with its own, so a surrogate trained for something else is refused by name, not only by count.
+  virtual std::vector<std::string> feature_names() const { return {}; }
+  virtual std::vector<std::string> output_names() const { return {}; }
 };
 
 }  // namespace couplet

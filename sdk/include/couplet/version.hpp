@@ -8,4 +8,4 @@
 #define COUPLET_VERSION_STRING "0.1.0"
 
 /// Bumped whenever the descriptor layout or any SDK type that crosses the plugin boundary changes.
-#define COUPLET_PLUGIN_ABI_VERSION 4
+#define COUPLET_PLUGIN_ABI_VERSION 5
