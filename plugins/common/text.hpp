@@ -1,5 +1,6 @@
 // Helpers for the plain-text readers of couplet_plugin_code (io_uscrn, io_ismn, io_statics): splitting a
-// line into fields, strict number parsing and errors that point at a file's line. Header-only.
+// line into fields, strict number parsing and errors that point at a file's line; and the one way plugins
+// list names in a message (join). Header-only.
 #pragma once
 
 #include <couplet/context.hpp>
@@ -13,6 +14,15 @@
 #include <vector>
 
 namespace couplet::text {
+
+/// "a, b, c": at most `max_listed` items, then ", ..." if there are more.
+inline std::string join(const std::vector<std::string>& items, std::size_t max_listed = static_cast<std::size_t>(-1),
+                        const char* sep = ", ") {
+  std::string s;
+  for (std::size_t i = 0; i < items.size() && i < max_listed; ++i) s += (i ? sep : "") + items[i];
+  if (items.size() > max_listed) s += std::string(sep) + "...";
+  return s;
+}
 
 /// NodeError "<source>:<line>: <what>".
 [[noreturn]] inline void fail(const std::string& source, std::size_t line, const std::string& what) {

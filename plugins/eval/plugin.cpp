@@ -1,5 +1,6 @@
 // Plugin "eval": scores predictions against observations (metrics.cpp) and counts water-balance
 // violation days (water_balance.cpp).
+#include "common/text.hpp"
 #include "eval/convergence.hpp"
 #include "eval/metrics.hpp"
 #include "eval/water_balance.hpp"
@@ -464,9 +465,8 @@ COUPLET_PLUGIN("eval", "0.1.0") {
           const auto races = convergence::race(a, b, criterion, tol, &unmatched);
           if (races.empty()) throw NodeError("inputs 'baseline' and 'candidate' have no site in common");
           if (!unmatched.empty() && tol == tolerances.front()) {
-            std::string names;
-            for (const auto& n : unmatched) names += (names.empty() ? "" : ", ") + n;
-            ctx.warn(std::to_string(unmatched.size()) + " sites are in only one trace and are left out: " + names);
+            ctx.warn(std::to_string(unmatched.size()) + " sites are in only one trace and are left out: " +
+                     text::join(unmatched));
           }
           std::vector<double> xa_all, xb_all, fa_all, fb_all, sp;
           double faster = 0, slower = 0, ties = 0;

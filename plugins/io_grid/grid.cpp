@@ -1,4 +1,5 @@
 #include "io_grid/grid.hpp"
+#include "common/text.hpp"
 
 #include <couplet/context.hpp>
 #include <couplet/series.hpp>
@@ -33,11 +34,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
 
-std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
-  std::string s;
-  for (const auto& i : items) s += (s.empty() ? "" : sep) + i;
-  return s;
-}
+using text::join;
 
 std::string fmt(double x) {
   char buf[32];

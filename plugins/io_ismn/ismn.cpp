@@ -48,10 +48,7 @@ bool digits(std::string_view s, std::size_t from, std::size_t n, int& out) {
 }
 
 std::string join(const std::vector<std::string>& items, std::size_t max_listed = 8) {
-  std::string s;
-  for (std::size_t i = 0; i < items.size() && i < max_listed; ++i) s += (i ? ", " : "") + items[i];
-  if (items.size() > max_listed) s += ", ...";
-  return s;
+  return text::join(items, max_listed);
 }
 
 }  // namespace

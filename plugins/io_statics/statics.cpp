@@ -72,10 +72,7 @@ std::vector<std::string> split_commas(std::string_view line) {
 }
 
 std::string join(const std::vector<std::string>& items, std::size_t max_listed = 5) {
-  std::string s;
-  for (std::size_t i = 0; i < items.size() && i < max_listed; ++i) s += (i ? ", " : "") + items[i];
-  if (items.size() > max_listed) s += ", ...";
-  return s;
+  return text::join(items, max_listed);
 }
 
 std::string known_names() {

@@ -197,11 +197,7 @@ std::vector<std::string> nearest_names(const std::string& name, const std::vecto
 
 namespace {
 
-std::string join(const std::vector<std::string>& items) {
-  std::string s;
-  for (auto& i : items) s += (s.empty() ? "" : ", ") + i;
-  return s;
-}
+using text::join;
 
 // The stations to read, in the order asked for (or in stations.csv's order when none were named).
 std::vector<Station> select_stations(const LoadOptions& opt, int first_year, int last_year) {

@@ -1,5 +1,6 @@
 // Preprocessing of (site, time) Datasets (see prep.hpp and docs/preprocessing.md).
 #include "prep/prep.hpp"
+#include "common/text.hpp"
 
 #include "common/geo.hpp"
 
@@ -20,11 +21,7 @@ namespace couplet::prep {
 
 namespace {
 
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
-}
+using text::join;
 
 std::string num(double x) {
   char buf[64];

@@ -1,4 +1,5 @@
 #include "split/split.hpp"
+#include "common/text.hpp"
 
 #include <couplet/context.hpp>
 #include <couplet/seed.hpp>
@@ -26,10 +27,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::string join(const std::vector<std::string>& items, std::size_t max_listed = 10) {
-  std::string s;
-  for (std::size_t i = 0; i < items.size() && i < max_listed; ++i) s += (i ? ", " : "") + items[i];
-  if (items.size() > max_listed) s += ", ...";
-  return s;
+  return text::join(items, max_listed);
 }
 
 void check_sites(const std::vector<std::string>& sites) {

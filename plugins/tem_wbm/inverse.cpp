@@ -105,21 +105,15 @@ std::vector<InverseSample> sample_inverse(const Statics& statics, const Params& 
   for (const auto& c : spec) bounds.push_back(c.bound);
   const std::size_t d = spec.size(), n = static_cast<std::size_t>(std::max(draws, 0));
   std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> unif(0.0, 1.0);
   std::normal_distribution<double> z(0.0, 1.0);
-  std::vector<std::vector<double>> u(n, std::vector<double>(d));
+  std::vector<std::vector<double>> u;
   if (prior_spread > 0) {
     const std::vector<double> centre = optimize::to_unit(effective_values(statics, start, options), bounds);
+    u.assign(n, std::vector<double>(d));
     for (auto& row : u)
       for (std::size_t j = 0; j < d; ++j) row[j] = optimize::reflect_unit(centre[j] + prior_spread * z(rng));
   } else {
-    // Latin hypercube: each parameter's range covered evenly however few the draws.
-    for (std::size_t j = 0; j < d; ++j) {
-      std::vector<std::size_t> strata(n);
-      for (std::size_t i = 0; i < n; ++i) strata[i] = i;
-      std::shuffle(strata.begin(), strata.end(), rng);
-      for (std::size_t i = 0; i < n; ++i) u[i][j] = (static_cast<double>(strata[i]) + unif(rng)) / static_cast<double>(n);
-    }
+    u = optimize::latin_hypercube(n, d, rng);  // each parameter's range covered evenly however few the draws
   }
   std::vector<InverseSample> out;
   std::vector<double> seen(n_days, kNaN);

@@ -31,6 +31,18 @@ double sum_squares(const std::vector<double>& r) {
 
 }  // namespace
 
+std::vector<std::vector<double>> latin_hypercube(std::size_t n, std::size_t d, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> unif(0.0, 1.0);
+  std::vector<std::vector<double>> u(n, std::vector<double>(d));
+  for (std::size_t j = 0; j < d; ++j) {
+    std::vector<std::size_t> strata(n);
+    for (std::size_t i = 0; i < n; ++i) strata[i] = i;
+    std::shuffle(strata.begin(), strata.end(), rng);
+    for (std::size_t i = 0; i < n; ++i) u[i][j] = (static_cast<double>(strata[i]) + unif(rng)) / static_cast<double>(n);
+  }
+  return u;
+}
+
 double reflect_unit(double v) {
   if (!std::isfinite(v)) throw std::invalid_argument("optimize: a non-finite unit coordinate");
   v = std::fmod(std::fabs(v), 2.0);  // the reflections have period 2
@@ -85,13 +97,7 @@ Result differential_evolution(const std::function<double(const std::vector<doubl
     return finite_or_inf(f(from_unit(u, bounds)));
   };
   // Latin-hypercube start: every parameter's range is covered evenly from the first generation.
-  std::vector<std::vector<double>> pop(np, std::vector<double>(d));
-  for (std::size_t j = 0; j < d; ++j) {
-    std::vector<std::size_t> strata(np);
-    for (std::size_t i = 0; i < np; ++i) strata[i] = i;
-    std::shuffle(strata.begin(), strata.end(), rng);
-    for (std::size_t i = 0; i < np; ++i) pop[i][j] = (static_cast<double>(strata[i]) + unif(rng)) / static_cast<double>(np);
-  }
+  std::vector<std::vector<double>> pop = latin_hypercube(np, d, rng);
   if (!opt.initial.empty()) {
     if (opt.initial.size() != d) throw std::invalid_argument("optimize: the first guess and the bounds differ in size");
     if (!(opt.initial_share >= 0 && opt.initial_share <= 1) || !(opt.initial_spread >= 0) || !std::isfinite(opt.initial_spread))

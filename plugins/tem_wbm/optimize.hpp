@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@ struct Bound {
   double lo, hi;
   bool log = false;  ///< search log10(x) uniformly (requires lo, hi of one sign and non-zero)
 };
+
+/// n points of a Latin hypercube in [0, 1]^d: along each dimension one point in each of n equal strata.
+std::vector<std::vector<double>> latin_hypercube(std::size_t n, std::size_t d, std::mt19937_64& rng);
 
 /// v folded back into [0, 1] by reflection at the faces (a normal cloud stays centred where it can).
 double reflect_unit(double v);

@@ -2,6 +2,7 @@
 // shared/specs/tem-wbm.md). The model is in types/kernels/richards/model.cpp; the work over sites in
 // simulate.cpp. This file only maps the Context (parameters, ports, threads, progress) onto it.
 #include "tem_wbm/calibrate.hpp"
+#include "common/text.hpp"
 #include "tem_wbm/enhance.hpp"
 #include "tem_wbm/enkf.hpp"
 #include "tem_wbm/inverse.hpp"
@@ -104,11 +105,7 @@ class SurrogateDrainage final : public tw::DrainageSlot {
   mutable std::mutex m_;
 };
 
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
-  return out;
-}
+using text::join;
 
 /// The Surrogate of input `port`, checked against what its consumer needs: counts always, names where both
 /// sides have them (`features`/`outputs` names; empty = unnamed).
@@ -253,6 +250,12 @@ void run_sites(Context& ctx, const tw::SiteInputs& in, int threads, const std::f
       });
   for (std::size_t s = 0; s < ns; ++s)
     if (!errors[s].empty()) throw NodeError("site '" + in.sites[s] + "': " + errors[s]);
+}
+
+/// The §18 spin-up on site s's first forcing year for every candidate run (empty without spin_up).
+tw::PrepareCell spin_up_hook(const tw::SiteInputs& in, std::size_t s, const tw::SimulateConfig& cfg) {
+  if (!cfg.spin_up || in.time.empty()) return {};
+  return [&in, s, &cfg](tw::Cell& c) { tw::spin_up_first_year(c, in, s, cfg); };
 }
 
 /// The observation window of a node that fits to observed SSM per site: `variable`, `start`, `end`, `warmup_days`.
@@ -540,10 +543,8 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
             return;
           }
           auto day = [&](std::size_t t) { return in.day(s, t); };
-          tw::PrepareCell prepare;
-          if (cfg.spin_up && nt > 0) prepare = [&](tw::Cell& c) { tw::spin_up_first_year(c, in, s, cfg); };
           results[s] = tw::calibrate_site(in.statics[s], in.params[s], cfg.options, day, n_days, obs_s, first, site_opt,
-                                          prepare);
+                                          spin_up_hook(in, s, cfg));
         },
         [&](std::size_t done, std::size_t total) {
           ctx.check_cancelled();
@@ -649,10 +650,8 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     run_sites(ctx, in, ctx.threads(), [&](std::size_t s) {
       if (in.statics[s].land != tw::Land::Upland) return;
       auto day = [&](std::size_t t) { return in.day(s, t); };
-      tw::PrepareCell prepare;
-      if (cfg.spin_up && nt > 0) prepare = [&](tw::Cell& c) { tw::spin_up_first_year(c, in, s, cfg); };
       rows[s] = tw::sample_inverse(in.statics[s], in.params[s], cfg.options, day, n_days, o.data() + s * nt, first, draws,
-                                   prior_spread, noise, derive_seed(ctx.seed(), in.sites[s]), prepare);
+                                   prior_spread, noise, derive_seed(ctx.seed(), in.sites[s]), spin_up_hook(in, s, cfg));
     });
     if (!wet.empty()) ctx.warn(std::to_string(wet.size()) + " wetland sites skipped: " + join(wet));
     const auto& names = tw::signature_names();

@@ -1,5 +1,6 @@
 // TEM-style WBM over many sites (see simulate.hpp).
 #include "tem_wbm/simulate.hpp"
+#include "common/text.hpp"
 
 #include <couplet/context.hpp>
 #include <couplet/series.hpp>
@@ -34,11 +35,7 @@ double* param_slot(Params& p, const std::string& name) {
 
 namespace {
 
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s;
-}
+using text::join;
 
 // Output variables of `fluxes`: name, units, long name.
 struct OutVar {
