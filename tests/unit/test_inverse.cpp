@@ -415,22 +415,21 @@ inputs = { forcing = "stations.forcing", statics = "stations.statics", params = 
   CHECK(e.code != 0);
   CHECK(testutil::contains(e.text, "input 'inverse': the surrogate's features are ssm_sd, ssm_mean"));
   CHECK(testutil::contains(e.text, "in this order"));
-  // Put right, the chain runs, and simulate takes calibrate's table with its report columns.
-  const auto ok = testutil::run(inverse_cli() + "--set 'inverse.features=[\"ssm_mean\", \"ssm_sd\", \"ssm_p05\", \"ssm_p50\", "
-                                "\"ssm_p95\", \"ssm_persistence\", \"ssm_drydown\", \"ssm_wetting\", \"pr_mean\", \"tair_mean\", "
-                                "\"swd_mean\", \"vp_mean\", \"lai_mean\", \"sand\", \"clay\"]' --runs-dir " +
+  // Put right (the signature names in their order), the chain runs, and simulate takes calibrate's table with its
+  // report columns.
+  const std::string right_features =
+      "--set 'inverse.features=[\"ssm_mean\", \"ssm_sd\", \"ssm_p05\", \"ssm_p50\", \"ssm_p95\", \"ssm_persistence\", "
+      "\"ssm_drydown\", \"ssm_wetting\", \"pr_mean\", \"tair_mean\", \"swd_mean\", \"vp_mean\", \"lai_mean\", \"sand\", "
+      "\"clay\"]' ";
+  const auto ok = testutil::run(inverse_cli() + right_features + "--runs-dir " +
                                 (tmp.path / "e").string() + " " + wf2);
   INFO(ok.text);
   REQUIRE(ok.code == 0);
   // The node honours spin_up: the starting parameters' RMSE changes with it.
-  const auto spun = testutil::run(inverse_cli() + "--set 'inverse.features=[\"ssm_mean\", \"ssm_sd\", \"ssm_p05\", \"ssm_p50\", "
-                                  "\"ssm_p95\", \"ssm_persistence\", \"ssm_drydown\", \"ssm_wetting\", \"pr_mean\", \"tair_mean\", "
-                                  "\"swd_mean\", \"vp_mean\", \"lai_mean\", \"sand\", \"clay\"]' --set calibrate.spin_up=true "
+  const auto spun = testutil::run(inverse_cli() + right_features + "--set calibrate.spin_up=true "
                                   "--set calibrate.warmup_days=0 --runs-dir " + (tmp.path / "s").string() + " " + wf2);
   REQUIRE(spun.code == 0);
-  const auto plain = testutil::run(inverse_cli() + "--set 'inverse.features=[\"ssm_mean\", \"ssm_sd\", \"ssm_p05\", \"ssm_p50\", "
-                                   "\"ssm_p95\", \"ssm_persistence\", \"ssm_drydown\", \"ssm_wetting\", \"pr_mean\", \"tair_mean\", "
-                                   "\"swd_mean\", \"vp_mean\", \"lai_mean\", \"sand\", \"clay\"]' --set calibrate.warmup_days=0 "
+  const auto plain = testutil::run(inverse_cli() + right_features + "--set calibrate.warmup_days=0 "
                                    "--runs-dir " + (tmp.path / "p").string() + " " + wf2);
   REQUIRE(plain.code == 0);
   const auto with = table(tmp.path / "s/inverse_errors/latest", "calibrate/params.h5");
