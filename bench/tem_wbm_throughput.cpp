@@ -1,6 +1,6 @@
 // Throughput, memory and accuracy of the TEM water balance model on a synthetic global-size run.
 //
-//   bench_tem_wbm [--cells N] [--days D] [--threads T1,T2,...] [--accuracy-cells M]
+//   bench_tem_wbm [--cells N] [--days D] [--threads T1,T2,...] [--accuracy-cells M] [--scalar 0|1]
 //
 // Streams cells through the model the way a global run must: each cell's forcing is generated on the
 // fly, simulated, and its daily SSM written into a per-thread chunk buffer that is then discarded —
@@ -80,6 +80,8 @@ long peak_rss_mb() {
   return u.ru_maxrss / 1024;
 }
 
+bool g_scalar = false;  // --scalar 1: one cell at a time (Cell::advance) instead of CellBatch
+
 // Simulates cells [0, n_cells) × n_days on `threads` threads (static interleaved partition) and returns
 // the wall time. `ssm_out`, if given, receives the SSM of the first cells (cell-major) for comparison.
 double run(std::size_t n_cells, int n_days, int threads, const Options& opt, std::vector<float>* ssm_out,
@@ -94,18 +96,36 @@ double run(std::size_t n_cells, int n_days, int threads, const Options& opt, std
       long local_substeps = 0, local_rejected = 0;
       for (std::size_t c0 = static_cast<std::size_t>(t) * kChunk; c0 < n_cells; c0 += kChunk * threads) {
         const std::size_t c1 = std::min(n_cells, c0 + kChunk);
-        for (std::size_t c = c0; c < c1; ++c) {
-          SyntheticCell sc(c);
-          Cell cell(sc.statics, Params{}, opt);
-          double sum = 0;
-          for (int d = 0; d < n_days; ++d) {
-            DayOut out = cell.advance(sc.day(d));
-            local_substeps += out.n_substeps;
-            local_rejected += out.n_rejected;
-            chunk[(c - c0) * n_days + d] = static_cast<float>(out.SSM);
-            sum += out.SSM + out.DR + out.RO;
+        const std::size_t step = g_scalar ? 1 : kLanes;
+        for (std::size_t b0 = c0; b0 < c1; b0 += step) {
+          const int nb = static_cast<int>(std::min(step, c1 - b0));
+          std::vector<SyntheticCell> sc;
+          std::vector<Cell> cells;
+          sc.reserve(nb);
+          cells.reserve(nb);
+          for (int j = 0; j < nb; ++j) {
+            sc.emplace_back(b0 + j);
+            cells.emplace_back(sc.back().statics, Params{}, opt);
           }
-          if (checksum) (*checksum)[c] = sum;  // per cell, so the total is independent of the thread split
+          Cell* ptr[kLanes] = {};
+          for (int j = 0; j < nb; ++j) ptr[j] = &cells[j];
+          CellBatch batch(ptr, nb);
+          double sum[kLanes] = {};
+          Forcing f[kLanes];
+          DayOut out[kLanes];
+          for (int d = 0; d < n_days; ++d) {
+            for (int j = 0; j < nb; ++j) f[j] = sc[j].day(d);
+            if (g_scalar) out[0] = cells[0].advance(f[0]);
+            else batch.advance(f, out);
+            for (int j = 0; j < nb; ++j) {
+              local_substeps += out[j].n_substeps;
+              local_rejected += out[j].n_rejected;
+              chunk[(b0 + j - c0) * n_days + d] = static_cast<float>(out[j].SSM);
+              sum[j] += out[j].SSM + out[j].DR + out[j].RO;
+            }
+          }
+          if (checksum)  // per cell, so the total is independent of the thread split
+            for (int j = 0; j < nb; ++j) (*checksum)[b0 + j] = sum[j];
         }
         if (ssm_out)
           for (std::size_t c = c0; c < c1 && c * n_days < ssm_out->size(); ++c)
@@ -139,14 +159,18 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--days")) days = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--threads")) thread_counts = parse_list(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--accuracy-cells")) accuracy_cells = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--scalar")) g_scalar = std::atoi(argv[i + 1]) != 0;
     else {
-      std::fprintf(stderr, "usage: %s [--cells N] [--days D] [--threads 1,2] [--accuracy-cells M]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--cells N] [--days D] [--threads 1,2] [--accuracy-cells M] [--scalar 0|1]\n",
+                   argv[0]);
       return 2;
     }
   }
   const double global_cell_days = 56112.0 * 1827.0;
-  std::printf("tem_wbm throughput: %zu synthetic cells x %d days (10%% wetland), hardware threads %u\n", cells, days,
-              std::thread::hardware_concurrency());
+  std::printf("tem_wbm throughput: %zu synthetic cells x %d days (10%% wetland), hardware threads %u, %s\n", cells,
+              days, std::thread::hardware_concurrency(),
+              g_scalar ? "one cell at a time (Cell::advance)" : (std::string("batches of 4 cells (CellBatch, ") +
+                                                                 richards_lanes_isa() + ")").c_str());
   for (int t : thread_counts) {
     std::atomic<long> substeps{0};
     std::vector<double> per_cell(cells, 0.0);

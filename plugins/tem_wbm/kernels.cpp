@@ -322,11 +322,31 @@ double wetland_water(double z_wt, double theta_sat, double Z, const Options& o) 
 double wetland_zwt(double W, const Soil& s, const Options& o) {
   const double full = s.w_theta_sat * s.Z;
   if (W >= full) return -(W - full);
-  double lo = 0, hi = s.w_zwt_max;  // W(z) decreasing in z
-  for (int it = 0; it < 100 && hi - lo >= 1e-9; ++it) {
-    const double mid = 0.5 * (lo + hi);
-    if (wetland_water(mid, s.w_theta_sat, s.Z, o) > W) lo = mid;
-    else hi = mid;
+  // W(z) decreases in z on [0, z_wt,max]: a bracketed root by regula falsi with the Illinois modification
+  // (superlinear: ~10 evaluations of W where bisection to 1e-9 mm takes ~45), bisecting when a secant
+  // step falls outside the bracket. Stops when the bracket is below 1e-9 mm, as bisection did.
+  double lo = 0, hi = s.w_zwt_max;
+  double f_lo = wetland_water(lo, s.w_theta_sat, s.Z, o) - W;  // > 0
+  double f_hi = wetland_water(hi, s.w_theta_sat, s.Z, o) - W;
+  if (!(f_hi < 0)) return hi;  // at or below the driest state
+  int side = 0;
+  for (int it = 0; it < 200 && hi - lo >= 1e-9; ++it) {
+    double z = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+    if (!(z > lo && z < hi)) z = 0.5 * (lo + hi);
+    const double f = wetland_water(z, s.w_theta_sat, s.Z, o) - W;
+    if (f > 0) {
+      lo = z;
+      f_lo = f;
+      if (side == 1) f_hi *= 0.5;
+      side = 1;
+    } else if (f < 0) {
+      hi = z;
+      f_hi = f;
+      if (side == -1) f_lo *= 0.5;
+      side = -1;
+    } else {
+      return z;
+    }
   }
   return 0.5 * (lo + hi);
 }

@@ -92,9 +92,60 @@ double Cell::et_slot(const Slots& slots, DayOut& d, const Forcing& f, double the
 
 DayOut Cell::advance(const Forcing& f, const Slots& slots) {
   DayOut d;
-  const State start = state_;
-  const double W_start = water();
-  const double SWE_start = state_.SWE;
+  DayStart p;
+  begin_day(d, p, f, slots);
+  if (statics_.land == Land::Upland) {
+    SlotBottom slot_bottom(slots.drainage);
+    const RichardsDay r = richards_day(state_.theta, d.W_in, soil_, opt_, slots.drainage ? &slot_bottom : nullptr);
+    end_upland_day(d, p, r);
+  } else {
+    wetland_day(d, f, slots);
+  }
+  end_day(d, p, f);
+  return d;
+}
+
+CellBatch::CellBatch(Cell* const* cells, int n) : n_(std::clamp(n, 0, kLanes)) {
+  const Soil* soils[kLanes] = {};
+  for (int c = 0; c < n_; ++c) {
+    cells_[c] = cells[c];
+    if (cells[c]->statics_.land == Land::Upland) {
+      soils[n_upland_] = &cells[c]->soil_;
+      upland_[n_upland_++] = c;
+    }
+  }
+  if (n_upland_ > 0) soil_ = gather_soil(soils, n_upland_);
+}
+
+void CellBatch::advance(const Forcing* f, DayOut* out, const Slots& slots) {
+  if (slots.drainage) {  // the drainage slot is called inside the Richards sub-steps: one cell at a time
+    for (int c = 0; c < n_; ++c) out[c] = cells_[c]->advance(f[c], slots);
+    return;
+  }
+  Cell::DayStart start[kLanes];
+  for (int c = 0; c < n_; ++c) {
+    out[c] = DayOut{};
+    cells_[c]->begin_day(out[c], start[c], f[c], slots);
+    if (cells_[c]->statics_.land != Land::Upland) cells_[c]->wetland_day(out[c], f[c], slots);
+  }
+  if (n_upland_ > 0) {
+    Layers* theta[kLanes] = {};
+    double W_in[kLanes] = {};
+    for (int j = 0; j < n_upland_; ++j) {
+      theta[j] = &cells_[upland_[j]]->state_.theta;
+      W_in[j] = out[upland_[j]].W_in;
+    }
+    RichardsDay r[kLanes];
+    richards_day_lanes(theta, W_in, soil_, n_upland_, cells_[upland_[0]]->opt_, r);
+    for (int j = 0; j < n_upland_; ++j) cells_[upland_[j]]->end_upland_day(out[upland_[j]], start[upland_[j]], r[j]);
+  }
+  for (int c = 0; c < n_; ++c) cells_[c]->end_day(out[c], start[c], f[c]);
+}
+
+void Cell::begin_day(DayOut& d, DayStart& p, const Forcing& f, const Slots& slots) {
+  p.state = state_;
+  p.W = water();
+  p.SWE = state_.SWE;
 
   // §15 steps 1–4: met, snow, energy, canopy
   d.met = derived_met(f.T, f.Vp, f.SWD, statics_.elev, statics_.lat, f.doy);
@@ -115,15 +166,41 @@ DayOut Cell::advance(const Forcing& f, const Slots& slots) {
   d.t_dry = c.t_dry;
   d.W_in = (sn.rain - c.I) + c.drip + sn.melt;  // step 9
 
-  if (statics_.land == Land::Upland) upland_day(d, f, slots);
-  else wetland_day(d, f, slots);
+  if (statics_.land == Land::Upland) {
+    Layers& th = state_.theta;
+    // §15 steps 5–8 from the start-of-day θ
+    evapotranspiration(d, f, th, LAI, slots);
+    // §13.1 Stage 1: sinks
+    for (int i = 0; i < kN; ++i) th[i] -= d.e[i] / soil_.dz[i];
+    th[0] -= d.ES / soil_.dz[0];
+    p.W_after_sinks = column_water(th, soil_);
+  }
+}
 
+void Cell::end_upland_day(DayOut& d, const DayStart& p, const RichardsDay& r) {
+  // §13.2 Stage 2 done (r): book it
+  const Layers& th = state_.theta;
+  d.flags |= r.flags;
+  d.n_substeps = r.n_substeps;
+  d.n_rejected = r.n_rejected;
+  d.n_projections = r.n_projections;
+  const double W_end = column_water(th, soil_);
+  const double RO_inf = d.W_in - r.IF_acc;
+  d.IF = clip_roundoff(r.IF_acc - r.RO_sat);
+  d.RO = clip_roundoff(RO_inf + r.RO_sat);
+  d.DR = clip_roundoff((p.W_after_sinks + r.IF_acc - r.RO_sat) - W_end);  // storage-based, authoritative
+  d.res_DR = d.DR - r.DR_flux;
+  d.SSM = upland_ssm(th, soil_);
+  d.theta = th;
+}
+
+void Cell::end_day(DayOut& d, const DayStart& p, const Forcing& f) {
   // §16 mass checks
   d.SWE = state_.SWE;
   d.W_soil = water();
   d.ET_total = d.EI + d.EV + d.ES;
-  d.res_soil = (d.W_soil - W_start) - (d.IF - d.EV - d.ES - d.DR);
-  d.res_cell = (d.W_soil + d.SWE) - (W_start + SWE_start) - (f.Pr - d.EI - d.EV - d.ES - d.RO - d.DR);
+  d.res_soil = (d.W_soil - p.W) - (d.IF - d.EV - d.ES - d.DR);
+  d.res_cell = (d.W_soil + d.SWE) - (p.W + p.SWE) - (f.Pr - d.EI - d.EV - d.ES - d.RO - d.DR);
   const double outs[] = {d.IF, d.EV, d.ES, d.DR, d.RO, d.EI, d.SSM, d.SWE, d.W_soil, d.res_cell, d.res_soil};
   for (double v : outs)
     if (!std::isfinite(v)) d.flags |= kFlagNonFinite;
@@ -131,12 +208,11 @@ DayOut Cell::advance(const Forcing& f, const Slots& slots) {
       std::fabs(d.res_DR) > opt_.mb_tolerance)
     d.flags |= kFlagMassBalance;
   if (d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot)) {
-    state_ = start;  // abort the cell-day (§17): keep the start-of-day state
+    state_ = p.state;  // abort the cell-day (§17): keep the start-of-day state
   }
   if ((d.flags & kFlagMassBalance) && opt_.mb_throw)
     throw std::runtime_error("mass balance violated: res_soil " + std::to_string(d.res_soil) + " mm, res_cell " +
                              std::to_string(d.res_cell) + " mm, res_DR " + std::to_string(d.res_DR) + " mm");
-  return d;
 }
 
 // §15 steps 6–8, shared by both land types: stresses, conductance, transpiration with its layer
@@ -159,34 +235,6 @@ void Cell::evapotranspiration(DayOut& d, const Forcing& f, const Layers& th, dou
   d.e = tr.e;
   d.EV = tr.EV;
   d.ES = soil_evap(es_demand, d.snow_covered, th[0], d.e[0], soil_);
-}
-
-void Cell::upland_day(DayOut& d, const Forcing& f, const Slots& slots) {
-  Layers& th = state_.theta;
-  const double LAI = std::max(0.0, f.LAI);
-  // §15 steps 5–8 from the start-of-day θ
-  evapotranspiration(d, f, th, LAI, slots);
-
-  // §13.1 Stage 1: sinks
-  for (int i = 0; i < kN; ++i) th[i] -= d.e[i] / soil_.dz[i];
-  th[0] -= d.ES / soil_.dz[0];
-  const double W_after1 = column_water(th, soil_);
-
-  // §13.2 Stage 2
-  SlotBottom slot_bottom(slots.drainage);
-  const RichardsDay r = richards_day(th, d.W_in, soil_, opt_, slots.drainage ? &slot_bottom : nullptr);
-  d.flags |= r.flags;
-  d.n_substeps = r.n_substeps;
-  d.n_rejected = r.n_rejected;
-  d.n_projections = r.n_projections;
-  const double W_end = column_water(th, soil_);
-  const double RO_inf = d.W_in - r.IF_acc;
-  d.IF = clip_roundoff(r.IF_acc - r.RO_sat);
-  d.RO = clip_roundoff(RO_inf + r.RO_sat);
-  d.DR = clip_roundoff((W_after1 + r.IF_acc - r.RO_sat) - W_end);  // storage-based, authoritative
-  d.res_DR = d.DR - r.DR_flux;
-  d.SSM = upland_ssm(th, soil_);
-  d.theta = th;
 }
 
 void Cell::wetland_day(DayOut& d, const Forcing& f, const Slots& slots) {

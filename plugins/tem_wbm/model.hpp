@@ -6,6 +6,7 @@
 #pragma once
 
 #include "tem_wbm/kernels.hpp"
+#include "tem_wbm/richards_lanes.hpp"
 #include "tem_wbm/types.hpp"
 
 #include <cstddef>
@@ -85,7 +86,16 @@ class Cell {
   double water() const;
 
  private:
-  void upland_day(DayOut& d, const Forcing& f, const Slots& slots);
+  friend class CellBatch;
+  // advance() in three parts, so that CellBatch can run the upland Richards stage of several cells
+  // together: begin_day (§15 steps 1–9; upland: ET and the §13.1 sinks), the Richards day, end_*.
+  struct DayStart {
+    State state;
+    double W = 0, SWE = 0, W_after_sinks = 0;
+  };
+  void begin_day(DayOut& d, DayStart& p, const Forcing& f, const Slots& slots);
+  void end_upland_day(DayOut& d, const DayStart& p, const RichardsDay& r);
+  void end_day(DayOut& d, const DayStart& p, const Forcing& f);
   void wetland_day(DayOut& d, const Forcing& f, const Slots& slots);
   void evapotranspiration(DayOut& d, const Forcing& f, const Layers& th, double LAI, const Slots& slots) const;
   double et_slot(const Slots& slots, DayOut& d, const Forcing& f, double theta1, double& es_demand) const;
@@ -95,6 +105,24 @@ class Cell {
   Options opt_;
   Soil soil_;
   State state_;
+};
+
+/// Up to kLanes cells advanced together day by day, their upland Richards stages in the lanes of
+/// richards_day_lanes (the rest of the day one cell at a time): bit-identical to each cell's own advance(),
+/// whichever cells share a batch. The cells must share Options (the Richards controls) and outlive the
+/// batch; their soils are read once, at construction.
+class CellBatch {
+ public:
+  CellBatch(Cell* const* cells, int n);
+  /// One day: cells[c] with f[c] → out[c], c < n.
+  void advance(const Forcing* f, DayOut* out, const Slots& slots = {});
+
+ private:
+  Cell* cells_[kLanes] = {};
+  int n_ = 0;
+  int upland_[kLanes] = {};  ///< which cells are upland (those enter the lanes), n_upland_ of them
+  int n_upland_ = 0;
+  SoilLanes soil_{};
 };
 
 struct SpinUpResult {

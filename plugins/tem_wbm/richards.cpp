@@ -3,7 +3,7 @@
 // the mass-conserving projection. Fixed-size arrays only: no heap allocation.
 #include "tem_wbm/kernels.hpp"
 
-#include <Eigen/Core>
+#include "tem_wbm/vecmath.hpp"
 
 #include <cstring>
 
@@ -25,36 +25,33 @@ struct Step {
   bool ok = true;     ///< false: a zero/non-finite pivot or a non-finite result
 };
 
-// All power laws of one linearisation as exp(e·ln s), evaluated together with Eigen's vectorised log/exp
-// (accurate to ~1 ulp, like libm, so results differ from std::pow by round-off only): one ln ŝ per layer,
-// shared by ψ_i and the bottom K_N (§5), one ln s̄ per interface (§13.3), 11 logs and 12 exps in all.
+// All power laws of one linearisation as exp(e·ln s) in single precision (vecmath.hpp, the same bits as
+// richards_day_lanes): one ln ŝ per layer, shared by ψ_i, one ln s̄ per interface (§13.3), one ln of the
+// bottom layer's clamp(s, 0, 1) for K_N; 12 logs and 12 exps in all. Single precision is ample: the flux error
+// (~1e-7 relative) is far below the time-stepping error (~1e-3), and mass is conserved exactly whatever the
+// flux (one flux per interface).
 void linearise(const Layers& th, const Soil& s, const Options& o, const BottomFlux* bottom, Linearisation& L) {
   constexpr int N = kN - 1;  // bottom layer
-  using Pack = Eigen::Array<double, 2 * kN, 1>;  // layers 0..N, interfaces kN..2N−1, one spare slot
-  Pack base, ex;
+  constexpr int kBottom = 2 * kN - 1;  // slot of the bottom K_N: layers 0..N, interfaces kN..2N−1, bottom
+  std::array<double, 2 * kN> base, lg, ex, inv, pw;
   for (int i = 0; i < kN; ++i) base[i] = clamp(th[i] * s.inv_theta_sat[i], o.s_min, 1.0);  // ŝ_i
   for (int k = 0; k < N; ++k) base[kN + k] = clamp((th[k] + th[k + 1]) * s.inv_theta_sat_if[k], 0.0, 1.0);  // s̄
-  base[2 * kN - 1] = 1.0;
-  // Power laws in single precision: flux accuracy far beyond the time-stepping error (~1e-6 relative vs
-  // ~1e-3), half the vector work, and mass is conserved exactly whatever the flux (one flux per interface).
-  using PackF = Eigen::Array<float, 2 * kN, 1>;
-  const PackF base_f = base.cast<float>();
-  const PackF lg_f = base_f.log();  // materialised: Eigen vectorises log/exp of a plain float array
-  const Pack lg = lg_f.cast<double>();
   const double sN = th[N] * s.inv_theta_sat[N];
-  const double scN = clamp(sN, 0.0, 1.0);  // K uses clamp(s,0,1), ψ the s_min-clamped ŝ
+  base[kBottom] = clamp(sN, 0.0, 1.0);  // K uses clamp(s,0,1), ψ the s_min-clamped ŝ
+  alignas(32) float pack[16] = {};
+  for (int j = 0; j < 2 * kN; ++j) pack[j] = static_cast<float>(base[j]);
+  for (int j = 2 * kN; j < 16; ++j) pack[j] = 1.0f;
+  log_inplace(pack, 16);
+  for (int j = 0; j < 2 * kN; ++j) lg[j] = pack[j];
   for (int i = 0; i < kN; ++i) ex[i] = -s.b[i] * lg[i];
   for (int k = 0; k < N; ++k) ex[kN + k] = s.k_exp_if[k] * lg[kN + k];
-  ex[2 * kN - 1] = s.k_exp[N] * (scN == base[N] ? lg[N] : std::log(scN));
-  // reciprocals for ψ' and ∂K/∂θ, computed while the exps are in flight (independent of them)
-  Pack den;
-  for (int i = 0; i < kN; ++i) den[i] = base[i] * s.theta_sat[i];
-  for (int k = 0; k < N; ++k) den[kN + k] = base[kN + k] * s.theta_sat_if[k];
-  den[2 * kN - 1] = 1.0;
-  const Pack inv = den.inverse();
-  const PackF ex_f = ex.cast<float>();
-  const PackF pw_f = ex_f.exp();
-  const Pack pw = pw_f.cast<double>();
+  ex[kBottom] = s.k_exp[N] * lg[kBottom];
+  // reciprocals for ψ' and ∂K/∂θ
+  for (int i = 0; i < kN; ++i) inv[i] = 1.0 / (base[i] * s.theta_sat[i]);
+  for (int k = 0; k < N; ++k) inv[kN + k] = 1.0 / (base[kN + k] * s.theta_sat_if[k]);
+  for (int j = 0; j < 2 * kN; ++j) pack[j] = static_cast<float>(ex[j]);
+  exp_inplace(pack, 16);
+  for (int j = 0; j < 2 * kN; ++j) pw[j] = pack[j];
 
   // §5: ψ_i = ψ_sat·ŝ^(−b) and ψ'_i = dψ/dθ at θ_i
   Layers psi, dpsi;
@@ -80,7 +77,7 @@ void linearise(const Layers& th, const Soil& s, const Options& o, const BottomFl
   if (bottom) {
     bottom->flux(th[N], s, o, L.q[N], L.A[N]);
   } else {
-    const double KN = scN > 0 ? s.k_sat[N] * pw[2 * kN - 1] : 0.0;
+    const double KN = base[kBottom] > 0 ? s.k_sat[N] * pw[kBottom] : 0.0;
     const double dKN = sN > 0 && sN < 1 ? s.k_exp[N] * KN / th[N] : 0.0;
     L.q[N] = o.f_drain * KN;
     L.A[N] = o.f_drain * dKN;

@@ -299,8 +299,19 @@ SpinUpResult spin_up_first_year(Cell& cell, const SiteInputs& in, std::size_t s,
   return spin_up(cell, year.data(), year.size(), slots, cfg.spin_up_tol, cfg.spin_up_max);
 }
 
-void for_each_site(std::size_t ns, int threads_wanted, const std::function<void(std::size_t)>& run_site,
+void for_each_site(std::size_t ns, int threads, const std::function<void(std::size_t)>& run_site,
                    const std::function<void(std::size_t, std::size_t)>& between_chunks) {
+  for_each_site_range(
+      ns, threads,
+      [&](std::size_t first, std::size_t last) {
+        for (std::size_t s = first; s < last; ++s) run_site(s);
+      },
+      between_chunks);
+}
+
+void for_each_site_range(std::size_t ns, int threads_wanted,
+                         const std::function<void(std::size_t, std::size_t)>& run_sites,
+                         const std::function<void(std::size_t, std::size_t)>& between_chunks) {
   // Static partition: fixed chunks of sites, `threads` chunks per wave; results do not depend on it.
   const std::size_t threads = static_cast<std::size_t>(std::max(1, threads_wanted));
   const std::size_t chunk = std::max<std::size_t>(1, std::min<std::size_t>(16, (ns + threads - 1) / threads));
@@ -308,7 +319,7 @@ void for_each_site(std::size_t ns, int threads_wanted, const std::function<void(
   std::vector<std::exception_ptr> errors(n_chunks);
   auto run_chunk = [&](std::size_t c) {
     try {
-      for (std::size_t s = c * chunk; s < std::min(ns, (c + 1) * chunk); ++s) run_site(s);
+      run_sites(c * chunk, std::min(ns, (c + 1) * chunk));
     } catch (...) {
       errors[c] = std::current_exception();
     }
@@ -362,28 +373,43 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
   std::vector<double> theta(cfg.layer_output ? ns * nt * kN : 0);
   std::vector<SiteStats> stats(ns);
 
-  auto run_site = [&](std::size_t s) {
-    Cell& cell = cells[s];
-    auto day = [&](std::size_t t) { return in.day(s, t); };
-    if (cfg.spin_up && nt > 0) stats[s].spin = spin_up_first_year(cell, in, s, cfg, slots);
+  // Sites kLanes at a time (CellBatch: the upland Richards stages in SIMD lanes; bit-identical to one
+  // cell at a time, so neither the chunking nor the thread count changes a result).
+  auto run_sites = [&](std::size_t first, std::size_t last) {
     double* out[kNFlux];
     for (std::size_t j = 0; j < kNFlux; ++j) out[j] = selected[j] ? flux[j].data() : nullptr;
-    for (std::size_t t = 0; t < nt; ++t) {
-      const DayOut d = cell.advance(day(t), slots);
-      const bool aborted = d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot);
-      const std::size_t k = s * nt + t;
-      write_day(d, out, k, aborted);
-      if (cfg.layer_output)
-        for (int i = 0; i < kN; ++i) theta[k * kN + i] = aborted ? kNaN : d.theta[i];
-      if (d.flags) {
-        stats[s].aborted += aborted;
-        stats[s].mass += (d.flags & kFlagMassBalance) != 0;
-        if (stats[s].first_bad < 0) stats[s].first_bad = static_cast<std::int64_t>(t);
+    for (std::size_t b0 = first; b0 < last; b0 += kLanes) {
+      const int nb = static_cast<int>(std::min<std::size_t>(kLanes, last - b0));
+      Cell* batch_cells[kLanes] = {};
+      for (int j = 0; j < nb; ++j) {
+        batch_cells[j] = &cells[b0 + j];
+        if (cfg.spin_up && nt > 0) stats[b0 + j].spin = spin_up_first_year(cells[b0 + j], in, b0 + j, cfg, slots);
+      }
+      CellBatch batch(batch_cells, nb);
+      Forcing f[kLanes];
+      DayOut days[kLanes];
+      for (std::size_t t = 0; t < nt; ++t) {
+        for (int j = 0; j < nb; ++j) f[j] = in.day(b0 + j, t);
+        batch.advance(f, days, slots);
+        for (int j = 0; j < nb; ++j) {
+          const std::size_t s = b0 + j;
+          const DayOut& d = days[j];
+          const bool aborted = d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot);
+          const std::size_t k = s * nt + t;
+          write_day(d, out, k, aborted);
+          if (cfg.layer_output)
+            for (int i = 0; i < kN; ++i) theta[k * kN + i] = aborted ? kNaN : d.theta[i];
+          if (d.flags) {
+            stats[s].aborted += aborted;
+            stats[s].mass += (d.flags & kFlagMassBalance) != 0;
+            if (stats[s].first_bad < 0) stats[s].first_bad = static_cast<std::int64_t>(t);
+          }
+        }
       }
     }
   };
 
-  for_each_site(ns, cfg.threads, run_site, between_chunks);
+  for_each_site_range(ns, cfg.threads, run_sites, between_chunks);
 
   // ---- warnings (summarised, deterministic) --------------------------------------------------------------
   std::size_t aborted = 0, mass = 0, not_converged = 0;

@@ -1,0 +1,101 @@
+// TEM-style WBM: single-precision log and exp on arrays, for the Richards power laws (§5, §13.3).
+//
+// Written with GCC vector extensions and only + − × ÷, comparisons, conversions and bit operations, never
+// a fused multiply-add, so every lane gives the same bits whatever the instruction set the including file
+// is compiled for (SSE2 or AVX2): the one-cell Richards day and the multi-cell one (richards_lanes.inc)
+// agree bit for bit, and so do machines with and without AVX2. Cephes' polynomials (S. L. Moshier), relative
+// error ~1e-7 — far below the time-stepping error of the sub-steps (~1e-3).
+//
+// Internal linkage on purpose: a file compiled with -mavx2 includes this too, and the linker must never
+// pick its copy for a caller compiled without AVX2.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace couplet::tem_wbm {
+namespace {
+
+typedef float vf8 __attribute__((vector_size(32)));
+typedef std::int32_t vi8 __attribute__((vector_size(32)));
+
+// Vectors never cross a function boundary here (in place on float arrays): a 32-byte vector argument in a
+// file compiled without AVX would have an ABI of its own.
+#define COUPLET_SPLAT(x) (vf8{} + (x))
+
+/// ln x for x in [FLT_MIN, FLT_MAX] (smaller x, zero included, give ln FLT_MIN ≈ −87.3: the power laws
+/// that use it underflow to 0 either way). Not for NaN, infinity or negative x.
+inline void log8(float* p) {
+  vf8 x;
+  std::memcpy(&x, p, sizeof x);
+  const vf8 min_normal = COUPLET_SPLAT(1.17549435e-38f);
+  x = x < min_normal ? min_normal : x;
+  vi8 bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  vi8 e = (bits >> 23) - 126;  // x = m·2^e, m in [0.5, 1)
+  bits = (bits & 0x007fffff) | 0x3f000000;
+  vf8 m;
+  std::memcpy(&m, &bits, sizeof m);
+  const vi8 small = m < COUPLET_SPLAT(0.707106781186547524f);  // m in [√½, √2) after the shift below
+  e = e + small;                                           // small is −1 where true
+  const vf8 add = small ? m : COUPLET_SPLAT(0.0f);
+  const vf8 f = (m - 1.0f) + add;
+  const vf8 z = f * f;
+  vf8 y = COUPLET_SPLAT(7.0376836292e-2f);
+  y = y * f + -1.1514610310e-1f;
+  y = y * f + 1.1676998740e-1f;
+  y = y * f + -1.2420140846e-1f;
+  y = y * f + 1.4249322787e-1f;
+  y = y * f + -1.6668057665e-1f;
+  y = y * f + 2.0000714765e-1f;
+  y = y * f + -2.4999993993e-1f;
+  y = y * f + 3.3333331174e-1f;
+  y = y * f * z;
+  const vf8 ef = __builtin_convertvector(e, vf8);
+  y = y + ef * -2.12194440e-4f;
+  y = y - z * 0.5f;
+  x = (f + y) + ef * 0.693359375f;
+  std::memcpy(p, &x, sizeof x);
+}
+
+/// e^x for x in [−87, 88]; outside, x is clamped there (−∞ gives e^−87 ≈ 1.6e-38, never 0 or infinity).
+inline void exp8(float* p) {
+  vf8 x;
+  std::memcpy(&x, p, sizeof x);
+  x = x < COUPLET_SPLAT(-87.0f) ? COUPLET_SPLAT(-87.0f) : x;
+  x = x > COUPLET_SPLAT(88.0f) ? COUPLET_SPLAT(88.0f) : x;
+  // n = round(x / ln 2): truncation of x·log2(e) ± 0.5 toward zero
+  const vf8 t = x * 1.44269504088896341f;
+  const vf8 half = t < COUPLET_SPLAT(0.0f) ? COUPLET_SPLAT(-0.5f) : COUPLET_SPLAT(0.5f);
+  const vi8 n = __builtin_convertvector(t + half, vi8);
+  const vf8 nf = __builtin_convertvector(n, vf8);
+  const vf8 r = (x - nf * 0.693359375f) - nf * -2.12194440e-4f;
+  const vf8 z = r * r;
+  vf8 y = COUPLET_SPLAT(1.9875691500e-4f);
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = (y * z + r) + 1.0f;
+  // 2^n with n in [−126, 127] (the clamps): a normal float built from its exponent field
+  const vi8 pow2_bits = (n + 127) << 23;
+  vf8 pow2;
+  std::memcpy(&pow2, &pow2_bits, sizeof pow2);
+  x = y * pow2;
+  std::memcpy(p, &x, sizeof x);
+}
+
+/// In place over n floats, n a multiple of 8.
+inline void log_inplace(float* p, int n) {
+  for (int k = 0; k < n; k += 8) log8(p + k);
+}
+inline void exp_inplace(float* p, int n) {
+  for (int k = 0; k < n; k += 8) exp8(p + k);
+}
+
+#undef COUPLET_SPLAT
+
+}  // namespace
+}  // namespace couplet::tem_wbm
+

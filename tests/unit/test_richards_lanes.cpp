@@ -1,0 +1,207 @@
+// The multi-cell Richards kernel (richards_day_lanes, CellBatch) against the one-cell one: bit for bit,
+// whichever cells share the lanes, on both instruction sets, through rejection, projection and the
+// sub-step limit; and the simulate node's batched sites against cells advanced one at a time.
+#include "tem_wbm/model.hpp"
+#include "tem_wbm/richards_lanes.hpp"
+#include "weather.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace couplet::tem_wbm;
+
+namespace {
+
+bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+bool same_day(const RichardsDay& a, const RichardsDay& b) {
+  return same_bits(a.IF_acc, b.IF_acc) && same_bits(a.RO_sat, b.RO_sat) && same_bits(a.DR_flux, b.DR_flux) &&
+         a.n_substeps == b.n_substeps && a.n_rejected == b.n_rejected && a.n_projections == b.n_projections &&
+         a.flags == b.flags;
+}
+
+bool same_layers(const Layers& a, const Layers& b) { return std::memcmp(a.data(), b.data(), sizeof a) == 0; }
+
+Statics texture(double sand, double clay) {
+  Statics st;
+  st.sand = sand;
+  st.clay = clay;
+  st.silt = 1 - sand - clay;
+  return st;
+}
+
+struct Column {
+  Soil soil;
+  Layers theta;
+};
+
+// Columns from sand to clay, some wet, some near θ_res, and a random day's water input: dry days, showers,
+// storms that saturate the column (projection, rejected sub-steps) and long dry spells.
+std::vector<Column> columns(const Options& o, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<Column> c;
+  for (auto [sand, clay] : {std::pair{0.92, 0.03}, {0.6, 0.1}, {0.4, 0.2}, {0.2, 0.3}, {0.1, 0.55}, {0.3, 0.45}}) {
+    Column col;
+    col.soil = derive_soil(texture(sand, clay), Params{}, o);
+    for (int i = 0; i < kN; ++i) {
+      const double lo = col.soil.theta_res[i], hi = col.soil.theta_sat[i];
+      col.theta[i] = lo + (hi - lo) * (c.size() % 3 == 0 ? 0.02 + 0.05 * u(rng) : u(rng));
+    }
+    c.push_back(col);
+  }
+  return c;
+}
+
+double water_input(std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(0, 1);
+  const double r = u(rng);
+  if (r < 0.5) return 0;
+  if (r < 0.85) return 10 * u(rng);
+  if (r < 0.97) return 30 + 60 * u(rng);
+  return 200 + 300 * u(rng);
+}
+
+// Runs `days` days on every column: one at a time (richards_day) and in lanes (`lanes` cells per call,
+// in the order `order`), checking every day bit for bit. Returns the counts seen, to show what was covered.
+struct Seen {
+  long projections = 0, rejected = 0, substeps = 0, limited = 0, days = 0;
+};
+Seen compare(const Options& o, int days, int lanes, const std::vector<int>& order, bool sse2, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<Column> one = columns(o, rng);
+  std::vector<Column> many = one;
+  Seen seen;
+  for (int d = 0; d < days; ++d) {
+    std::vector<double> W(one.size());
+    std::uniform_real_distribution<double> u(0, 1);
+    for (std::size_t c = 0; c < one.size(); ++c) {
+      W[c] = water_input(rng);
+      // a day's sinks, as Stage 1 removes them (never below θ_res)
+      for (int i = 0; i < kN; ++i) {
+        const double sink = std::min(0.3 * u(rng), (one[c].theta[i] - one[c].soil.theta_res[i]) * one[c].soil.dz[i]);
+        one[c].theta[i] -= sink / one[c].soil.dz[i];
+        many[c].theta[i] = one[c].theta[i];
+      }
+    }
+    std::vector<RichardsDay> expect(one.size()), got(one.size());
+    for (std::size_t c = 0; c < one.size(); ++c) expect[c] = richards_day(one[c].theta, W[c], one[c].soil, o);
+    for (std::size_t b = 0; b < order.size(); b += static_cast<std::size_t>(lanes)) {
+      const int n = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(lanes), order.size() - b));
+      Layers* theta[kLanes] = {};
+      const Soil* soil[kLanes] = {};
+      double Win[kLanes] = {};
+      RichardsDay r[kLanes];
+      for (int j = 0; j < n; ++j) {
+        const int c = order[b + static_cast<std::size_t>(j)];
+        theta[j] = &many[static_cast<std::size_t>(c)].theta;
+        soil[j] = &many[static_cast<std::size_t>(c)].soil;
+        Win[j] = W[static_cast<std::size_t>(c)];
+      }
+      const SoilLanes sl = gather_soil(soil, n);
+      if (sse2) richards_day_lanes_sse2(theta, Win, sl, n, o, r);
+      else richards_day_lanes(theta, Win, sl, n, o, r);
+      for (int j = 0; j < n; ++j) got[static_cast<std::size_t>(order[b + static_cast<std::size_t>(j)])] = r[j];
+    }
+    for (std::size_t c = 0; c < one.size(); ++c) {
+      CAPTURE(d);
+      CAPTURE(c);
+      REQUIRE(same_day(expect[c], got[c]));
+      REQUIRE(same_layers(one[c].theta, many[c].theta));
+      seen.projections += expect[c].n_projections;
+      seen.rejected += expect[c].n_rejected;
+      seen.substeps += expect[c].n_substeps;
+      seen.limited += (expect[c].flags & kFlagSubstepLimit) != 0;
+      ++seen.days;
+      if (expect[c].flags & kFlagSubstepLimit) {  // aborted mid-day: start the next day from a valid state
+        for (int i = 0; i < kN; ++i)
+          one[c].theta[i] = many[c].theta[i] = std::clamp(one[c].theta[i], one[c].soil.theta_res[i], one[c].soil.theta_sat[i]);
+      }
+    }
+  }
+  return seen;
+}
+
+}  // namespace
+
+TEST_CASE("tem_wbm: richards_day_lanes is richards_day bit for bit") {
+  const Options o;
+  MESSAGE("richards_day_lanes runs on " << std::string(richards_lanes_isa()));
+  for (bool sse2 : {false, true}) {
+    CAPTURE(sse2);
+    // four lanes in order, three lanes shuffled, one lane: the same bits whoever shares a batch
+    const Seen a = compare(o, 400, 4, {0, 1, 2, 3, 4, 5}, sse2, 11);
+    const Seen b = compare(o, 400, 3, {5, 2, 0, 4, 1, 3}, sse2, 11);
+    const Seen c = compare(o, 150, 1, {3, 1, 4, 0, 5, 2}, sse2, 12);
+    // what the comparison went through (a comparison that never projected would prove little)
+    CHECK(a.projections > 0);
+    CHECK(a.rejected > 0);
+    CHECK(a.substeps >= 24 * a.days);
+    CHECK(b.projections == a.projections);
+    CHECK(c.days == 150 * 6);
+  }
+}
+
+TEST_CASE("tem_wbm: richards_day_lanes stops a lane at the sub-step limit as richards_day does") {
+  Options o;
+  o.max_attempts = 30;  // storms need more than 30 attempts: those days stop early, flagged
+  for (bool sse2 : {false, true}) {
+    CAPTURE(sse2);
+    const Seen s = compare(o, 200, 4, {0, 1, 2, 3, 4, 5}, sse2, 7);
+    CHECK(s.limited > 0);
+    CHECK(s.limited < s.days);
+  }
+}
+
+TEST_CASE("tem_wbm: CellBatch advances each cell bit for bit as its own advance") {
+  // uplands of four textures and two wetlands, batched as 4 + 2 and as 3 + 3
+  std::vector<Statics> st{texture(0.9, 0.03), texture(0.4, 0.2), texture(0.1, 0.55), texture(0.6, 0.1),
+                          texture(0.4, 0.2), texture(0.2, 0.3)};
+  st[1].land = Land::Wetland;
+  st[4].land = Land::Wetland;
+  const auto weather = testutil::weather(3 * 365, 5, 5, 14);  // winters below 0 °C: snow days too
+  std::vector<Cell> one;
+  for (const auto& s : st) one.emplace_back(s, Params{});
+  std::vector<std::vector<DayOut>> expect(st.size());
+  for (std::size_t c = 0; c < st.size(); ++c)
+    for (const auto& f : weather) expect[c].push_back(one[c].advance(f));
+
+  for (int lanes : {4, 3}) {
+    CAPTURE(lanes);
+    std::vector<Cell> cells;
+    for (const auto& s : st) cells.emplace_back(s, Params{});
+    for (std::size_t b = 0; b < cells.size(); b += static_cast<std::size_t>(lanes)) {
+      const int n = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(lanes), cells.size() - b));
+      Cell* ptr[kLanes] = {};
+      for (int j = 0; j < n; ++j) ptr[j] = &cells[b + static_cast<std::size_t>(j)];
+      CellBatch batch(ptr, n);
+      for (std::size_t t = 0; t < weather.size(); ++t) {
+        Forcing f[kLanes];
+        DayOut out[kLanes];
+        for (int j = 0; j < n; ++j) f[j] = weather[t];
+        batch.advance(f, out);
+        for (int j = 0; j < n; ++j) {
+          const DayOut& e = expect[b + static_cast<std::size_t>(j)][t];
+          CAPTURE(t);
+          CAPTURE(j);
+          REQUIRE(same_bits(out[j].SSM, e.SSM));
+          REQUIRE(same_bits(out[j].DR, e.DR));
+          REQUIRE(same_bits(out[j].RO, e.RO));
+          REQUIRE(same_bits(out[j].IF, e.IF));
+          REQUIRE(same_bits(out[j].EV, e.EV));
+          REQUIRE(same_bits(out[j].ES, e.ES));
+          REQUIRE(same_bits(out[j].SWE, e.SWE));
+          REQUIRE(same_bits(out[j].res_cell, e.res_cell));
+          REQUIRE(same_layers(out[j].theta, e.theta));
+          REQUIRE(out[j].n_substeps == e.n_substeps);
+          REQUIRE(out[j].flags == e.flags);
+        }
+      }
+      for (int j = 0; j < n; ++j)
+        CHECK(same_layers(cells[b + static_cast<std::size_t>(j)].state().theta, one[b + static_cast<std::size_t>(j)].state().theta));
+    }
+  }
+}
