@@ -106,15 +106,7 @@ DayOut Cell::advance(const Forcing& f, const Slots& slots) {
 }
 
 CellBatch::CellBatch(Cell* const* cells, int n) : n_(std::clamp(n, 0, kLanes)) {
-  const Soil* soils[kLanes] = {};
-  for (int c = 0; c < n_; ++c) {
-    cells_[c] = cells[c];
-    if (cells[c]->statics_.land == Land::Upland) {
-      soils[n_upland_] = &cells[c]->soil_;
-      upland_[n_upland_++] = c;
-    }
-  }
-  if (n_upland_ > 0) soil_ = gather_soil(soils, n_upland_);
+  for (int c = 0; c < n_; ++c) cells_[c] = cells[c];
 }
 
 void CellBatch::advance(const Forcing* f, DayOut* out, const Slots& slots) {
@@ -123,23 +115,99 @@ void CellBatch::advance(const Forcing* f, DayOut* out, const Slots& slots) {
     return;
   }
   Cell::DayStart start[kLanes];
+  Layers* theta[kLanes] = {};
+  double W_in[kLanes] = {};
+  const Soil* soil[kLanes] = {};
+  int upland[kLanes] = {}, m = 0;
   for (int c = 0; c < n_; ++c) {
     out[c] = DayOut{};
     cells_[c]->begin_day(out[c], start[c], f[c], slots);
-    if (cells_[c]->statics_.land != Land::Upland) cells_[c]->wetland_day(out[c], f[c], slots);
-  }
-  if (n_upland_ > 0) {
-    Layers* theta[kLanes] = {};
-    double W_in[kLanes] = {};
-    for (int j = 0; j < n_upland_; ++j) {
-      theta[j] = &cells_[upland_[j]]->state_.theta;
-      W_in[j] = out[upland_[j]].W_in;
+    if (cells_[c]->statics_.land == Land::Upland) {
+      theta[m] = &cells_[c]->state_.theta;
+      W_in[m] = out[c].W_in;
+      soil[m] = &cells_[c]->soil_;
+      upland[m++] = c;
+    } else {
+      cells_[c]->wetland_day(out[c], f[c], slots);
     }
-    RichardsDay r[kLanes];
-    richards_day_lanes(theta, W_in, soil_, n_upland_, cells_[upland_[0]]->opt_, r);
-    for (int j = 0; j < n_upland_; ++j) cells_[upland_[j]]->end_upland_day(out[upland_[j]], start[upland_[j]], r[j]);
   }
+  RichardsDay r[kLanes];
+  if (m > 0) richards_day_lanes(theta, W_in, soil, m, cells_[upland[0]]->opt_, r);
+  for (int j = 0; j < m; ++j) cells_[upland[j]]->end_upland_day(out[upland[j]], start[upland[j]], r[j]);
   for (int c = 0; c < n_; ++c) cells_[c]->end_day(out[c], start[c], f[c]);
+}
+
+// The lanes' feed for run_cells: each lane runs one upland cell's days in order, then takes the next cell;
+// wetland cells are run whole, one at a time, when their turn comes.
+class CellFeed final : public LaneFeed {
+ public:
+  CellFeed(Cell* const* cells, std::size_t n, std::size_t n_days, const std::function<void(std::size_t)>& before_first,
+           const std::function<Forcing(std::size_t, std::size_t)>& day,
+           const std::function<void(std::size_t, std::size_t, const DayOut&)>& done, const Slots& slots)
+      : cells_(cells), n_(n), n_days_(n_days), before_first_(before_first), day_(day), done_(done), slots_(slots) {}
+
+  bool next(int l, const RichardsDay* finished, LaneDay& next_day) override {
+    Lane& ln = lanes_[l];
+    if (finished) {  // book the day that ended
+      Cell& cell = *cells_[ln.cell];
+      cell.end_upland_day(ln.out, ln.start, *finished);
+      cell.end_day(ln.out, ln.start, ln.f);
+      done_(ln.cell, ln.t, ln.out);
+      ++ln.t;
+    }
+    bool current = finished != nullptr;  // the lane holds a cell
+    for (;;) {
+      if (current && ln.t < n_days_) {  // the cell's next day
+        Cell& cell = *cells_[ln.cell];
+        ln.f = day_(ln.cell, ln.t);
+        ln.out = DayOut{};
+        cell.begin_day(ln.out, ln.start, ln.f, slots_);
+        next_day = {&cell.state_.theta, ln.out.W_in, &cell.soil_};
+        return true;
+      }
+      if (next_cell_ >= n_) return false;
+      const std::size_t c = next_cell_++;
+      if (before_first_) before_first_(c);
+      Cell& cell = *cells_[c];
+      if (cell.statics_.land != Land::Upland) {
+        for (std::size_t t = 0; t < n_days_; ++t) done_(c, t, cell.advance(day_(c, t), slots_));
+        continue;
+      }
+      ln.cell = c;
+      ln.t = 0;
+      current = true;
+    }
+  }
+
+ private:
+  struct Lane {
+    std::size_t cell = 0, t = 0;
+    Forcing f;
+    DayOut out;
+    Cell::DayStart start;
+  };
+  Cell* const* cells_;
+  std::size_t n_, n_days_, next_cell_ = 0;
+  const std::function<void(std::size_t)>& before_first_;
+  const std::function<Forcing(std::size_t, std::size_t)>& day_;
+  const std::function<void(std::size_t, std::size_t, const DayOut&)>& done_;
+  const Slots& slots_;
+  Lane lanes_[kLanes];
+};
+
+void run_cells(Cell* const* cells, std::size_t n, std::size_t n_days, const std::function<void(std::size_t)>& before_first,
+               const std::function<Forcing(std::size_t, std::size_t)>& day,
+               const std::function<void(std::size_t, std::size_t, const DayOut&)>& done, const Slots& slots) {
+  if (n == 0) return;
+  if (slots.drainage || n_days == 0) {  // the drainage slot is called inside the sub-steps: one cell at a time
+    for (std::size_t c = 0; c < n; ++c) {
+      if (before_first) before_first(c);
+      for (std::size_t t = 0; t < n_days; ++t) done(c, t, cells[c]->advance(day(c, t), slots));
+    }
+    return;
+  }
+  CellFeed feed(cells, n, n_days, before_first, day, done, slots);
+  richards_lanes_stream(feed, cells[0]->options());
 }
 
 void Cell::begin_day(DayOut& d, DayStart& p, const Forcing& f, const Slots& slots) {

@@ -10,6 +10,7 @@
 #include "tem_wbm/types.hpp"
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,7 @@ class Cell {
 
  private:
   friend class CellBatch;
+  friend class CellFeed;
   // advance() in three parts, so that CellBatch can run the upland Richards stage of several cells
   // together: begin_day (§15 steps 1–9; upland: ET and the §13.1 sinks), the Richards day, end_*.
   struct DayStart {
@@ -110,7 +112,7 @@ class Cell {
 /// Up to kLanes cells advanced together day by day, their upland Richards stages in the lanes of
 /// richards_day_lanes (the rest of the day one cell at a time): bit-identical to each cell's own advance(),
 /// whichever cells share a batch. The cells must share Options (the Richards controls) and outlive the
-/// batch; their soils are read once, at construction.
+/// batch. For whole runs, run_cells is faster (no lane waits for the slowest).
 class CellBatch {
  public:
   CellBatch(Cell* const* cells, int n);
@@ -120,10 +122,18 @@ class CellBatch {
  private:
   Cell* cells_[kLanes] = {};
   int n_ = 0;
-  int upland_[kLanes] = {};  ///< which cells are upland (those enter the lanes), n_upland_ of them
-  int n_upland_ = 0;
-  SoilLanes soil_{};
 };
+
+/// Runs n cells for n_days days each, as if each were advanced alone (bit-identical): before_first(c) once
+/// before cell c's first day (e.g. its spin-up; may be empty), then day(c, t) → Cell::advance → done(c, t, d)
+/// for t = 0 … n_days − 1 in order per cell; cells interleave. Upland Richards stages run in the lanes of
+/// richards_lanes_stream, each lane taking the next day (or the next cell) as soon as its day ends;
+/// wetland cells, and every cell when slots has a drainage surrogate, run one at a time. The cells must
+/// share Options.
+void run_cells(Cell* const* cells, std::size_t n, std::size_t n_days,
+               const std::function<void(std::size_t)>& before_first,
+               const std::function<Forcing(std::size_t, std::size_t)>& day,
+               const std::function<void(std::size_t, std::size_t, const DayOut&)>& done, const Slots& slots = {});
 
 struct SpinUpResult {
   int cycles = 0;

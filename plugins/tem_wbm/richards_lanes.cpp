@@ -1,5 +1,5 @@
-// TEM-style WBM: richards_day_lanes for SSE2 (every x86-64), the soil gather and the run-time choice
-// between this and the AVX2 build of the same kernel (richards_lanes_avx2.cpp).
+// TEM-style WBM: the lanes kernel for SSE2 (every x86-64), the run-time choice between it and the AVX2 build
+// of the same kernel (richards_lanes_avx2.cpp), and richards_day_lanes on top of them.
 #include "tem_wbm/richards_lanes.hpp"
 #include "tem_wbm/vecmath.hpp"
 
@@ -14,7 +14,7 @@ namespace lanes_sse2 {
 
 #if defined(__x86_64__) && defined(COUPLET_LANES_AVX2)
 namespace lanes_avx2 {
-void run(Layers* const* theta, const double* W_in, const SoilLanes& s, int n, const Options& o, RichardsDay* out);
+void run(LaneFeed& feed, const Options& o);
 }
 namespace {
 const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
@@ -25,45 +25,67 @@ constexpr bool kHaveAvx2 = false;
 }
 #endif
 
-SoilLanes gather_soil(const Soil* const* soil, int n) {
-  SoilLanes g{};
+void set_lane(SoilLanes& g, int l, const Soil& s) {
   constexpr int N = kN - 1;
-  for (int l = 0; l < kLanes; ++l) {
-    const Soil& s = *soil[l < n ? l : 0];
-    for (int i = 0; i < kN; ++i) {
-      g.theta_sat[i][l] = s.theta_sat[i];
-      g.inv_theta_sat[i][l] = s.inv_theta_sat[i];
-      g.theta_res[i][l] = s.theta_res[i];
-      g.dz[i][l] = s.dz[i];
-      g.b[i][l] = s.b[i];
-      g.psi_sat[i][l] = s.psi_sat[i];
-    }
-    for (int k = 0; k < N; ++k) {
-      g.theta_sat_if[k][l] = s.theta_sat_if[k];
-      g.inv_theta_sat_if[k][l] = s.inv_theta_sat_if[k];
-      g.k_if[k][l] = s.k_if[k];
-      g.k_exp_if[k][l] = s.k_exp_if[k];
-      g.inv_d[k][l] = s.inv_d[k];
-    }
-    g.k_sat_top[l] = s.k_sat[0];
-    g.k_sat_bottom[l] = s.k_sat[N];
-    g.k_exp_bottom[l] = s.k_exp[N];
+  for (int i = 0; i < kN; ++i) {
+    g.theta_sat[i][l] = s.theta_sat[i];
+    g.inv_theta_sat[i][l] = s.inv_theta_sat[i];
+    g.theta_res[i][l] = s.theta_res[i];
+    g.dz[i][l] = s.dz[i];
+    g.b[i][l] = s.b[i];
+    g.psi_sat[i][l] = s.psi_sat[i];
   }
-  return g;
+  for (int k = 0; k < N; ++k) {
+    g.theta_sat_if[k][l] = s.theta_sat_if[k];
+    g.inv_theta_sat_if[k][l] = s.inv_theta_sat_if[k];
+    g.k_if[k][l] = s.k_if[k];
+    g.k_exp_if[k][l] = s.k_exp_if[k];
+    g.inv_d[k][l] = s.inv_d[k];
+  }
+  g.k_sat_top[l] = s.k_sat[0];
+  g.k_sat_bottom[l] = s.k_sat[N];
+  g.k_exp_bottom[l] = s.k_exp[N];
 }
 
-void richards_day_lanes(Layers* const* theta, const double* W_in, const SoilLanes& soil, int n, const Options& o,
-                        RichardsDay* out) {
-  if (n <= 0) return;
+void richards_lanes_stream(LaneFeed& feed, const Options& o) {
 #if defined(__x86_64__) && defined(COUPLET_LANES_AVX2)
-  if (kHaveAvx2) return lanes_avx2::run(theta, W_in, soil, n, o, out);
+  if (kHaveAvx2) return lanes_avx2::run(feed, o);
 #endif
-  lanes_sse2::run(theta, W_in, soil, n, o, out);
+  lanes_sse2::run(feed, o);
 }
 
-void richards_day_lanes_sse2(Layers* const* theta, const double* W_in, const SoilLanes& soil, int n,
-                             const Options& o, RichardsDay* out) {
-  if (n > 0) lanes_sse2::run(theta, W_in, soil, n, o, out);
+void richards_lanes_stream_sse2(LaneFeed& feed, const Options& o) { lanes_sse2::run(feed, o); }
+
+namespace {
+// Each of n columns once, in order.
+class OneDayEach final : public LaneFeed {
+ public:
+  OneDayEach(Layers* const* theta, const double* W_in, const Soil* const* soil, int n, RichardsDay* out)
+      : theta_(theta), W_in_(W_in), soil_(soil), n_(n), out_(out) {}
+  bool next(int lane, const RichardsDay* done, LaneDay& day) override {
+    if (done) out_[running_[lane]] = *done;
+    if (next_ >= n_) return false;
+    running_[lane] = next_;
+    day = {theta_[next_], W_in_[next_], soil_[next_]};
+    ++next_;
+    return true;
+  }
+
+ private:
+  Layers* const* theta_;
+  const double* W_in_;
+  const Soil* const* soil_;
+  int n_, next_ = 0;
+  RichardsDay* out_;
+  int running_[kLanes] = {};
+};
+}  // namespace
+
+void richards_day_lanes(Layers* const* theta, const double* W_in, const Soil* const* soil, int n, const Options& o,
+                        RichardsDay* out, bool sse2) {
+  OneDayEach feed(theta, W_in, soil, n, out);
+  if (sse2) richards_lanes_stream_sse2(feed, o);
+  else richards_lanes_stream(feed, o);
 }
 
 const char* richards_lanes_isa() { return kHaveAvx2 ? "avx2" : "sse2"; }

@@ -1,7 +1,8 @@
 // TEM-style WBM: the upland Richards day (§13.2–§13.7) for several cells at once, one cell per SIMD lane.
 //
-// The cells advance in lockstep, one sub-step attempt per iteration; each lane keeps its own Δt, time,
-// infiltration and counters, and selects replace the branches of richards_day. Every lane computes exactly
+// The lanes advance in lockstep, one sub-step attempt per iteration; each lane keeps its own Δt, time,
+// infiltration and counters, selects replace the branches of richards_day, and a lane whose day has ended
+// takes the next one at once (LaneFeed). Every lane computes exactly
 // the operations richards_day does for its cell, in the same order, so the results are bit-identical to
 // richards_day's, whichever cells share the lanes (the thread count or the batching never changes a result).
 // Compiled twice, for SSE2 and for AVX2, and chosen at run time; no fused multiply-add in either, so both
@@ -15,7 +16,8 @@ namespace couplet::tem_wbm {
 /// Cells per batch: 4 doubles, one AVX2 register (two SSE2 ones).
 inline constexpr int kLanes = 4;
 
-/// The soil constants the Richards day reads, for kLanes cells: [layer or interface][lane].
+/// The soil constants the Richards day reads, for kLanes cells: [layer or interface][lane] (the kernel's
+/// own layout).
 struct SoilLanes {
   double theta_sat[kN][kLanes], inv_theta_sat[kN][kLanes], theta_res[kN][kLanes], dz[kN][kLanes];
   double b[kN][kLanes], psi_sat[kN][kLanes];
@@ -24,17 +26,38 @@ struct SoilLanes {
   double k_sat_top[kLanes], k_sat_bottom[kLanes], k_exp_bottom[kLanes];
 };
 
-/// The lanes of n ≤ kLanes cells' soils; lanes n.. repeat cell 0 (they run, idle, and are never read).
-SoilLanes gather_soil(const Soil* const* soil, int n);
+/// Copies soil `soil`'s constants into lane l.
+void set_lane(SoilLanes& lanes, int l, const Soil& soil);
 
-/// richards_day (no bottom-flux slot) for n ≤ kLanes cells: theta[c], W_in[c] with the soil of lane c →
-/// out[c]. Bit-identical to richards_day(*theta[c], W_in[c], soil c, o) for every c.
-void richards_day_lanes(Layers* const* theta, const double* W_in, const SoilLanes& soil, int n, const Options& o,
-                        RichardsDay* out);
+/// One upland Richards day for a lane: the column (read at the start, written back at the end), the water
+/// to infiltrate over the day (§13.2) and the soil.
+struct LaneDay {
+  Layers* theta = nullptr;
+  double W_in = 0;
+  const Soil* soil = nullptr;
+};
 
-/// richards_day_lanes on SSE2 whatever the machine has (for the test that both builds give the same bits).
-void richards_day_lanes_sse2(Layers* const* theta, const double* W_in, const SoilLanes& soil, int n,
-                             const Options& o, RichardsDay* out);
+/// What keeps the lanes busy: next() is called for each lane at the start (done = nullptr) and whenever
+/// the lane's day has ended (done = its result; the column has been written back). Fill `day` and return
+/// true to start another day in that lane, false to leave it idle. Lanes are refilled independently, so
+/// a lane whose day took few sub-steps goes on with another day (of its cell or another) instead of
+/// waiting for the slowest lane.
+class LaneFeed {
+ public:
+  virtual ~LaneFeed() = default;
+  virtual bool next(int lane, const RichardsDay* done, LaneDay& day) = 0;
+};
+
+/// Runs Richards days (no bottom-flux slot) in kLanes SIMD lanes until the feed has no more. Every day is
+/// bit-identical to richards_day on the same column, water and soil.
+void richards_lanes_stream(LaneFeed& feed, const Options& o);
+/// The same on SSE2 whatever the machine has (for the test that both builds give the same bits).
+void richards_lanes_stream_sse2(LaneFeed& feed, const Options& o);
+
+/// richards_day for n cells at once (no bottom-flux slot), kLanes at a time: theta[c], W_in[c], soil[c]
+/// → out[c]; bit-identical to richards_day(*theta[c], W_in[c], *soil[c], o) for every c.
+void richards_day_lanes(Layers* const* theta, const double* W_in, const Soil* const* soil, int n, const Options& o,
+                        RichardsDay* out, bool sse2 = false);
 
 /// The instruction set richards_day_lanes runs on this machine: "avx2" or "sse2".
 const char* richards_lanes_isa();

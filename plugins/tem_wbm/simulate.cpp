@@ -373,40 +373,32 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
   std::vector<double> theta(cfg.layer_output ? ns * nt * kN : 0);
   std::vector<SiteStats> stats(ns);
 
-  // Sites kLanes at a time (CellBatch: the upland Richards stages in SIMD lanes; bit-identical to one
-  // cell at a time, so neither the chunking nor the thread count changes a result).
+  // A chunk's sites through run_cells: upland Richards stages in SIMD lanes, bit-identical to one cell at a
+  // time, so neither the chunking nor the thread count changes a result.
   auto run_sites = [&](std::size_t first, std::size_t last) {
     double* out[kNFlux];
     for (std::size_t j = 0; j < kNFlux; ++j) out[j] = selected[j] ? flux[j].data() : nullptr;
-    for (std::size_t b0 = first; b0 < last; b0 += kLanes) {
-      const int nb = static_cast<int>(std::min<std::size_t>(kLanes, last - b0));
-      Cell* batch_cells[kLanes] = {};
-      for (int j = 0; j < nb; ++j) {
-        batch_cells[j] = &cells[b0 + j];
-        if (cfg.spin_up && nt > 0) stats[b0 + j].spin = spin_up_first_year(cells[b0 + j], in, b0 + j, cfg, slots);
+    std::vector<Cell*> chunk;
+    for (std::size_t s = first; s < last; ++s) chunk.push_back(&cells[s]);
+    auto spin = [&](std::size_t c) {
+      if (cfg.spin_up && nt > 0) stats[first + c].spin = spin_up_first_year(cells[first + c], in, first + c, cfg, slots);
+    };
+    auto day = [&](std::size_t c, std::size_t t) { return in.day(first + c, t); };
+    auto done = [&](std::size_t c, std::size_t t, const DayOut& d) {
+      const std::size_t s = first + c;
+      const bool aborted = d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot);
+      const std::size_t k = s * nt + t;
+      write_day(d, out, k, aborted);
+      if (cfg.layer_output)
+        for (int i = 0; i < kN; ++i) theta[k * kN + i] = aborted ? kNaN : d.theta[i];
+      if (d.flags) {
+        stats[s].aborted += aborted;
+        stats[s].mass += (d.flags & kFlagMassBalance) != 0;
+        // days of a site come in order: the first flagged one is its first bad day
+        if (stats[s].first_bad < 0) stats[s].first_bad = static_cast<std::int64_t>(t);
       }
-      CellBatch batch(batch_cells, nb);
-      Forcing f[kLanes];
-      DayOut days[kLanes];
-      for (std::size_t t = 0; t < nt; ++t) {
-        for (int j = 0; j < nb; ++j) f[j] = in.day(b0 + j, t);
-        batch.advance(f, days, slots);
-        for (int j = 0; j < nb; ++j) {
-          const std::size_t s = b0 + j;
-          const DayOut& d = days[j];
-          const bool aborted = d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot);
-          const std::size_t k = s * nt + t;
-          write_day(d, out, k, aborted);
-          if (cfg.layer_output)
-            for (int i = 0; i < kN; ++i) theta[k * kN + i] = aborted ? kNaN : d.theta[i];
-          if (d.flags) {
-            stats[s].aborted += aborted;
-            stats[s].mass += (d.flags & kFlagMassBalance) != 0;
-            if (stats[s].first_bad < 0) stats[s].first_bad = static_cast<std::int64_t>(t);
-          }
-        }
-      }
-    }
+    };
+    run_cells(chunk.data(), chunk.size(), nt, spin, day, done, slots);
   };
 
   for_each_site_range(ns, cfg.threads, run_sites, between_chunks);
