@@ -162,7 +162,7 @@ class CellFeed final : public LaneFeed {
         ln.f = day_(ln.cell, ln.t);
         ln.out = DayOut{};
         cell.begin_day(ln.out, ln.start, ln.f, slots_);
-        next_day = {&cell.state_.theta, ln.out.W_in, &cell.soil_};
+        next_day = {cell.state_.theta.data(), ln.out.W_in, &cell.soil_};
         return true;
       }
       if (next_cell_ >= n_) return false;

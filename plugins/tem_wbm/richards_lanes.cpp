@@ -66,7 +66,7 @@ class OneDayEach final : public LaneFeed {
     if (done) out_[running_[lane]] = *done;
     if (next_ >= n_) return false;
     running_[lane] = next_;
-    day = {theta_[next_], W_in_[next_], soil_[next_]};
+    day = {theta_[next_]->data(), W_in_[next_], soil_[next_]};
     ++next_;
     return true;
   }

@@ -29,10 +29,11 @@ struct SoilLanes {
 /// Copies soil `soil`'s constants into lane l.
 void set_lane(SoilLanes& lanes, int l, const Soil& soil);
 
-/// One upland Richards day for a lane: the column (read at the start, written back at the end), the water
-/// to infiltrate over the day (§13.2) and the soil.
+/// One upland Richards day for a lane: the column's kN water contents (read at the start, written back at
+/// the end), the water to infiltrate over the day (§13.2) and the soil. (A raw pointer: the AVX2 build of the
+/// kernel calls no inline function a file without AVX2 could end up sharing.)
 struct LaneDay {
-  Layers* theta = nullptr;
+  double* theta = nullptr;
   double W_in = 0;
   const Soil* soil = nullptr;
 };
