@@ -26,6 +26,13 @@ bool same_day(const RichardsDay& a, const RichardsDay& b) {
 
 bool same_layers(const Layers& a, const Layers& b) { return std::memcmp(a.data(), b.data(), sizeof a) == 0; }
 
+// The outputs of a cell-day, bit for bit (fluxes, storage, layers, diagnostics).
+bool same_outputs(const DayOut& a, const DayOut& b) {
+  return same_bits(a.SSM, b.SSM) && same_bits(a.DR, b.DR) && same_bits(a.RO, b.RO) && same_bits(a.IF, b.IF) &&
+         same_bits(a.EV, b.EV) && same_bits(a.ES, b.ES) && same_bits(a.SWE, b.SWE) && same_bits(a.res_cell, b.res_cell) &&
+         same_layers(a.theta, b.theta) && a.n_substeps == b.n_substeps && a.flags == b.flags;
+}
+
 Statics texture(double sand, double clay) {
   Statics st;
   st.sand = sand;
@@ -188,17 +195,7 @@ TEST_CASE("tem_wbm: CellBatch advances each cell bit for bit as its own advance"
           const DayOut& e = expect[b + static_cast<std::size_t>(j)][t];
           CAPTURE(t);
           CAPTURE(j);
-          REQUIRE(same_bits(out[j].SSM, e.SSM));
-          REQUIRE(same_bits(out[j].DR, e.DR));
-          REQUIRE(same_bits(out[j].RO, e.RO));
-          REQUIRE(same_bits(out[j].IF, e.IF));
-          REQUIRE(same_bits(out[j].EV, e.EV));
-          REQUIRE(same_bits(out[j].ES, e.ES));
-          REQUIRE(same_bits(out[j].SWE, e.SWE));
-          REQUIRE(same_bits(out[j].res_cell, e.res_cell));
-          REQUIRE(same_layers(out[j].theta, e.theta));
-          REQUIRE(out[j].n_substeps == e.n_substeps);
-          REQUIRE(out[j].flags == e.flags);
+          REQUIRE(same_outputs(out[j], e));
         }
       }
       for (int j = 0; j < n; ++j)
@@ -247,11 +244,7 @@ TEST_CASE("tem_wbm: run_cells gives each cell's own days bit for bit") {
       [&](std::size_t c, std::size_t t) { return weather[c][t]; },
       [&](std::size_t c, std::size_t t, const DayOut& d) {
         CHECK(t == next_day[c]++);  // each cell's days in order
-        const DayOut& e = expect[c][t];
-        mismatches += !(same_bits(d.SSM, e.SSM) && same_bits(d.DR, e.DR) && same_bits(d.RO, e.RO) &&
-                        same_bits(d.IF, e.IF) && same_bits(d.EV, e.EV) && same_bits(d.ES, e.ES) &&
-                        same_bits(d.SWE, e.SWE) && same_bits(d.res_cell, e.res_cell) && same_layers(d.theta, e.theta) &&
-                        d.n_substeps == e.n_substeps && d.flags == e.flags);
+        mismatches += !same_outputs(d, expect[c][t]);
       });
   CHECK(mismatches == 0);
   CHECK(firsts.size() == n);  // before_first once per cell
