@@ -1,6 +1,7 @@
 // TEM-style WBM: process kernels of spec §4–§12 and §14 (see kernels.hpp).
 #include "tem_wbm/kernels.hpp"
 
+#include <array>
 #include <cstdio>
 #include <stdexcept>
 
@@ -116,17 +117,34 @@ std::string check_soil(const Soil& s) {
 
 // ---- §6 ----------------------------------------------------------------------------------------------------
 
+namespace {
+// tan δ of FAO-56 eq. 24 for day-of-year 0 … 366, computed once (the same expression, so the same bits)
+const std::array<double, 367>& tan_declination() {
+  static const std::array<double, 367> table = [] {
+    std::array<double, 367> t{};
+    for (int doy = 0; doy < 367; ++doy) t[static_cast<std::size_t>(doy)] = std::tan(0.409 * std::sin(2 * kPi * doy / 365.0 - 1.39));
+    return t;
+  }();
+  return table;
+}
+}  // namespace
+
 double day_length(double lat_deg, int doy) {
   if (!std::isfinite(lat_deg)) return 12.0;
   const double phi = lat_deg * kPi / 180.0;
-  const double delta = 0.409 * std::sin(2 * kPi * doy / 365.0 - 1.39);
-  const double ws = std::acos(clamp(-std::tan(phi) * std::tan(delta), -1.0, 1.0));
+  const double tan_delta = doy >= 0 && doy <= 366 ? tan_declination()[static_cast<std::size_t>(doy)]
+                                                  : std::tan(0.409 * std::sin(2 * kPi * doy / 365.0 - 1.39));
+  const double ws = std::acos(clamp(-std::tan(phi) * tan_delta, -1.0, 1.0));
   return std::max(1.0, 24.0 * ws / kPi);
 }
 
 Met derived_met(double T, double Vp_hPa, double SWD, double elev, double lat_deg, int doy) {
+  return derived_met_at(air_pressure(elev), T, Vp_hPa, SWD, lat_deg, doy);
+}
+
+Met derived_met_at(double P, double T, double Vp_hPa, double SWD, double lat_deg, int doy) {
   Met m{};
-  m.P = air_pressure(elev);
+  m.P = P;
   m.es = sat_vp(T);
   m.delta = slope_sat_vp(T);
   m.ea = 100.0 * Vp_hPa;
@@ -193,9 +211,11 @@ Stress stress_factors(const Met& m, double T, const Layers& theta, const Soil& s
   st.f_D = clamp((o.D_close - m.D) / (o.D_close - o.D_open), 0.0, 1.0);
   st.f_T = clamp((T - o.T_close) / (o.T_open - o.T_close), 0.0, 1.0);
   st.beta_T = 0;
+  // ψ_i = ψ_sat·ŝ^(−b) (§5) as exp(−b·ln ŝ): two cheap libm calls instead of pow, in double precision so
+  // that the stresses stay smooth in θ and the parameters (calibration differences them).
   for (int i = 0; i < kN; ++i) {
-    double psi, dpsi;
-    psi_of_theta(theta[i], s.theta_sat[i], s.psi_sat[i], s.b[i], o.s_min, o.psi_min, psi, dpsi);
+    const double sh = clamp(theta[i] * s.inv_theta_sat[i], o.s_min, 1.0);
+    const double psi = std::max(s.psi_sat[i] * std::exp(-s.b[i] * std::log(sh)), o.psi_min);
     st.w[i] = clamp((psi - o.psi_wilt) / (s.psi_sat[i] - o.psi_wilt), 0.0, 1.0);
     st.beta_T += s.root[i] * st.w[i];
   }
@@ -307,11 +327,17 @@ double wetland_theta0(double z_wt, double theta_sat, const Options& o) {
   return clamp(o.a_0 * x, o.theta0_min, theta_sat);
 }
 
-double wetland_cumulative(double d, double z_wt, double theta_sat, const Options& o) {
-  const double th0 = wetland_theta0(z_wt, theta_sat, o);
-  const double p = o.p_G;
-  if (d <= z_wt) return th0 * d + (theta_sat - th0) * std::pow(d, p + 1) / ((p + 1) * std::pow(z_wt, p));
+namespace {
+// C(d; z_wt) for a known θ_0 = wetland_theta0(z_wt): (θ_sat − θ_0)·d^(p+1)/((p+1)·z^p) written as
+// (θ_sat − θ_0)·d·(d/z)^p/(p+1), one pow instead of two.
+double cumulative_with(double d, double z_wt, double theta_sat, double th0, double p) {
+  if (d <= z_wt) return th0 * d + (theta_sat - th0) * d * std::pow(d / z_wt, p) / (p + 1);
   return th0 * z_wt + (theta_sat - th0) * z_wt / (p + 1) + theta_sat * (d - z_wt);
+}
+}  // namespace
+
+double wetland_cumulative(double d, double z_wt, double theta_sat, const Options& o) {
+  return cumulative_with(d, z_wt, theta_sat, wetland_theta0(z_wt, theta_sat, o), o.p_G);
 }
 
 double wetland_water(double z_wt, double theta_sat, double Z, const Options& o) {
@@ -359,8 +385,9 @@ Layers wetland_layers(double z_wt, const Soil& s, const Options& o) {
     return th;
   }
   double c_top = 0;
+  const double th0 = wetland_theta0(z_wt, ts, o);  // once for the six layers
   for (int i = 0; i < kN; ++i) {
-    const double c_bot = wetland_cumulative(s.z_top[i] + s.dz[i], z_wt, ts, o);
+    const double c_bot = cumulative_with(s.z_top[i] + s.dz[i], z_wt, ts, th0, o.p_G);
     th[i] = (c_bot - c_top) / s.dz[i];
     c_top = c_bot;
   }

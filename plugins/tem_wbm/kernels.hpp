@@ -71,6 +71,8 @@ inline double psychrometric(double P, double lambda) { return kCp * P / (kEps * 
 double day_length(double lat_deg, int doy);
 /// All of §6 for one day.
 Met derived_met(double T, double Vp_hPa, double SWD, double elev, double lat_deg, int doy);
+/// The same with the air pressure P = air_pressure(elev) [Pa] given (a cell computes it once).
+Met derived_met_at(double P, double T, double Vp_hPa, double SWD, double lat_deg, int doy);
 
 // ---- §10 Penman–Monteith kernel ------------------------------------------------------------------------
 

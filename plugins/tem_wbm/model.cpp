@@ -50,6 +50,7 @@ Cell::Cell(const Statics& st, const Params& p, const Options& o) : statics_(st),
   soil_ = derive_soil(statics_, params_, opt_);
   const std::string bad = check_soil(soil_);
   if (!bad.empty()) throw std::invalid_argument("invalid soil parameters: " + bad);
+  pressure_ = air_pressure(statics_.elev);
   reset();
 }
 
@@ -216,7 +217,7 @@ void Cell::begin_day(DayOut& d, DayStart& p, const Forcing& f, const Slots& slot
   p.SWE = state_.SWE;
 
   // §15 steps 1–4: met, snow, energy, canopy
-  d.met = derived_met(f.T, f.Vp, f.SWD, statics_.elev, statics_.lat, f.doy);
+  d.met = derived_met_at(pressure_, f.T, f.Vp, f.SWD, statics_.lat, f.doy);
   const Snow sn = snow_step(f.Pr, f.T, f.SWD, state_.SWE, opt_);
   d.rain = sn.rain;
   d.snowfall = sn.snowfall;
