@@ -215,7 +215,8 @@ Stress stress_factors(const Met& m, double T, const Layers& theta, const Soil& s
   // that the stresses stay smooth in θ and the parameters (calibration differences them).
   for (int i = 0; i < kN; ++i) {
     const double sh = clamp(theta[i] * s.inv_theta_sat[i], o.s_min, 1.0);
-    const double psi = std::max(s.psi_sat[i] * std::exp(-s.b[i] * std::log(sh)), o.psi_min);
+    const double p = s.psi_sat[i] * std::exp(-s.b[i] * std::log(sh));
+    const double psi = p > o.psi_min ? p : o.psi_min;  // ψ_min also for a NaN θ, as psi_of_theta
     st.w[i] = clamp((psi - o.psi_wilt) / (s.psi_sat[i] - o.psi_wilt), 0.0, 1.0);
     st.beta_T += s.root[i] * st.w[i];
   }

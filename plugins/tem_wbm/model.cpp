@@ -106,7 +106,9 @@ DayOut Cell::advance(const Forcing& f, const Slots& slots) {
   return d;
 }
 
-CellBatch::CellBatch(Cell* const* cells, int n) : n_(std::clamp(n, 0, kLanes)) {
+CellBatch::CellBatch(Cell* const* cells, int n) : n_(n) {
+  if (n < 0 || n > kLanes)
+    throw std::invalid_argument("CellBatch takes 0 to " + std::to_string(kLanes) + " cells, not " + std::to_string(n));
   for (int c = 0; c < n_; ++c) cells_[c] = cells[c];
 }
 

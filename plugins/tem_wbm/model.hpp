@@ -112,8 +112,9 @@ class Cell {
 
 /// Up to kLanes cells advanced together day by day, their upland Richards stages in the lanes of
 /// richards_day_lanes (the rest of the day one cell at a time): bit-identical to each cell's own advance(),
-/// whichever cells share a batch. The cells must share Options (the Richards controls) and outlive the
-/// batch. For whole runs, run_cells is faster (no lane waits for the slowest).
+/// whichever cells share a batch. The cells must share Options (the Richards controls: the first upland
+/// cell's are used) and outlive the batch; more than kLanes cells is std::invalid_argument. For whole runs,
+/// run_cells is faster (no lane waits for the slowest).
 class CellBatch {
  public:
   CellBatch(Cell* const* cells, int n);
@@ -130,7 +131,8 @@ class CellBatch {
 /// for t = 0 … n_days − 1 in order per cell; cells interleave. Upland Richards stages run in the lanes of
 /// richards_lanes_stream, each lane taking the next day (or the next cell) as soon as its day ends;
 /// wetland cells, and every cell when slots has a drainage surrogate, run one at a time. The cells must
-/// share Options.
+/// share Options (cells[0]'s Richards controls are used). If a callback throws, the cells then in the lanes
+/// are left mid-day (Stage 1 applied, the column not written back): discard them.
 void run_cells(Cell* const* cells, std::size_t n, std::size_t n_days,
                const std::function<void(std::size_t)>& before_first,
                const std::function<Forcing(std::size_t, std::size_t)>& day,

@@ -23,11 +23,12 @@ typedef std::int32_t vi8 __attribute__((vector_size(32)));
 // file compiled without AVX would have an ABI of its own.
 #define COUPLET_SPLAT(x) (vf8{} + (x))
 
-/// ln x for x in [FLT_MIN, FLT_MAX] (smaller x, zero included, give ln FLT_MIN ≈ −87.3: the power laws
-/// that use it underflow to 0 either way). Not for NaN, infinity or negative x.
+/// ln x for x in [FLT_MIN, FLT_MAX] (smaller x, zero and negatives included, give ln FLT_MIN ≈ −87.3: the
+/// power laws that use it underflow either way); NaN gives NaN. Not for +infinity.
 inline void log8(float* p) {
   vf8 x;
   std::memcpy(&x, p, sizeof x);
+  const vf8 in = x;
   const vf8 min_normal = COUPLET_SPLAT(1.17549435e-38f);
   x = x < min_normal ? min_normal : x;
   vi8 bits;
@@ -53,6 +54,7 @@ inline void log8(float* p) {
   y = y + ef * -2.12194440e-4f;
   y = y - z * 0.5f;
   x = (f + y) + ef * 0.693359375f;
+  x = in != in ? in : x;  // NaN stays NaN (the bit tricks above would make it finite)
   std::memcpy(p, &x, sizeof x);
 }
 

@@ -7,7 +7,9 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <random>
 #include <string>
 #include <vector>
@@ -26,11 +28,14 @@ bool same_day(const RichardsDay& a, const RichardsDay& b) {
 
 bool same_layers(const Layers& a, const Layers& b) { return std::memcmp(a.data(), b.data(), sizeof a) == 0; }
 
-// The outputs of a cell-day, bit for bit (fluxes, storage, layers, diagnostics).
+// The outputs of a cell-day, bit for bit (fluxes, storage, layers, residuals — res_DR holds the sub-steps'
+// drainage flux —, diagnostics).
 bool same_outputs(const DayOut& a, const DayOut& b) {
   return same_bits(a.SSM, b.SSM) && same_bits(a.DR, b.DR) && same_bits(a.RO, b.RO) && same_bits(a.IF, b.IF) &&
          same_bits(a.EV, b.EV) && same_bits(a.ES, b.ES) && same_bits(a.SWE, b.SWE) && same_bits(a.res_cell, b.res_cell) &&
-         same_layers(a.theta, b.theta) && a.n_substeps == b.n_substeps && a.flags == b.flags;
+         same_bits(a.res_soil, b.res_soil) && same_bits(a.res_DR, b.res_DR) && same_layers(a.theta, b.theta) &&
+         a.n_substeps == b.n_substeps && a.n_rejected == b.n_rejected && a.n_projections == b.n_projections &&
+         a.flags == b.flags;
 }
 
 Statics texture(double sand, double clay) {
@@ -142,13 +147,12 @@ TEST_CASE("tem_wbm: richards_day_lanes is richards_day bit for bit") {
     // all six at once (lanes refilled), three at a time shuffled, one at a time: the same bits whoever
     // shares the lanes
     const Seen a = compare(o, 400, 6, {0, 1, 2, 3, 4, 5}, sse2, 11);
-    const Seen b = compare(o, 400, 3, {5, 2, 0, 4, 1, 3}, sse2, 11);
+    compare(o, 400, 3, {5, 2, 0, 4, 1, 3}, sse2, 11);
     const Seen c = compare(o, 150, 1, {3, 1, 4, 0, 5, 2}, sse2, 12);
     // what the comparison went through (a comparison that never projected would prove little)
     CHECK(a.projections > 0);
     CHECK(a.rejected > 0);
     CHECK(a.substeps >= 24 * a.days);
-    CHECK(b.projections == a.projections);
     CHECK(c.days == 150 * 6);
   }
 }
@@ -164,6 +168,62 @@ TEST_CASE("tem_wbm: richards_day_lanes stops a lane at the sub-step limit as ric
   }
 }
 
+TEST_CASE("tem_wbm: a lane that fails at the smallest sub-step fails alone, as richards_day does") {
+  const Options o;
+  std::mt19937_64 rng(3);
+  const std::vector<Column> c = columns(o, rng);
+  for (bool sse2 : {false, true}) {
+    CAPTURE(sse2);
+    std::vector<Column> one(c.begin(), c.begin() + 4), many = one;
+    // a column whose fluxes are not finite (a NaN conductance) beside healthy ones
+    one[1].soil.k_if[2] = many[1].soil.k_if[2] = std::nan("");
+    const double W[4] = {12, 30, 0, 5};
+    RichardsDay expect[4], got[4];
+    for (int k = 0; k < 4; ++k) expect[k] = richards_day(one[static_cast<std::size_t>(k)].theta, W[k], one[static_cast<std::size_t>(k)].soil, o);
+    Layers* theta[4];
+    const Soil* soil[4];
+    for (std::size_t k = 0; k < 4; ++k) {
+      theta[k] = &many[k].theta;
+      soil[k] = &many[k].soil;
+    }
+    richards_day_lanes(theta, W, soil, 4, o, got, sse2);
+    CHECK((expect[1].flags & kFlagNonFinite) != 0);  // the path under test: retried down to Δt_min, then failed
+    CHECK(expect[1].n_rejected > 10);
+    for (std::size_t k = 0; k < 4; ++k) {
+      CAPTURE(k);
+      CHECK(same_day(expect[k], got[k]));
+      CHECK(same_layers(one[k].theta, many[k].theta));  // the failed column restored as richards_day does
+    }
+  }
+}
+
+TEST_CASE("tem_wbm: lanes a feed leaves idle never disturb the others") {
+  // A feed that gives lane 0 nothing and lanes 1-3 three days each of their own column.
+  const Options o;
+  std::mt19937_64 rng(5);
+  std::vector<Column> one = columns(o, rng);
+  std::vector<Column> many = one;
+  struct Feed final : LaneFeed {
+    std::vector<Column>* cols;
+    int days_done[kLanes] = {};
+    std::vector<RichardsDay> results;
+    bool next(int lane, const RichardsDay* done, LaneDay& day) override {
+      if (done) results.push_back(*done);
+      if (lane == 0 || days_done[lane] == 3) return false;
+      ++days_done[lane];
+      Column& c = (*cols)[static_cast<std::size_t>(lane)];
+      day = {c.theta.data(), 20.0 * lane, &c.soil};
+      return true;
+    }
+  } feed;
+  feed.cols = &many;
+  richards_lanes_stream(feed, o);
+  REQUIRE(feed.results.size() == 9);
+  for (std::size_t k = 1; k < 4; ++k)
+    for (int d = 0; d < 3; ++d) richards_day(one[k].theta, 20.0 * static_cast<double>(k), one[k].soil, o);
+  for (std::size_t k = 0; k < 4; ++k) CHECK(same_layers(one[k].theta, many[k].theta));  // lane 0 untouched
+}
+
 TEST_CASE("tem_wbm: CellBatch advances each cell bit for bit as its own advance") {
   // uplands of four textures and two wetlands, batched as 4 + 2 and as 3 + 3
   std::vector<Statics> st{texture(0.9, 0.03), texture(0.4, 0.2), texture(0.1, 0.55), texture(0.6, 0.1),
@@ -177,6 +237,8 @@ TEST_CASE("tem_wbm: CellBatch advances each cell bit for bit as its own advance"
   for (std::size_t c = 0; c < st.size(); ++c)
     for (const auto& f : weather) expect[c].push_back(one[c].advance(f));
 
+  Cell* five[5] = {};
+  CHECK_THROWS_AS(CellBatch(five, 5), std::invalid_argument);  // more cells than lanes: refused, not cut
   for (int lanes : {4, 3}) {
     CAPTURE(lanes);
     std::vector<Cell> cells;
