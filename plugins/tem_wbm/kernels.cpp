@@ -118,11 +118,13 @@ std::string check_soil(const Soil& s) {
 // ---- §6 ----------------------------------------------------------------------------------------------------
 
 namespace {
-// tan δ of FAO-56 eq. 24 for day-of-year 0 … 366, computed once (the same expression, so the same bits)
-const std::array<double, 367>& tan_declination() {
+// tan δ, the solar declination of FAO-56 eq. 24
+double tan_declination(int doy) { return std::tan(0.409 * std::sin(2 * kPi * doy / 365.0 - 1.39)); }
+// ... for day-of-year 0 … 366, computed once
+const std::array<double, 367>& tan_declination_table() {
   static const std::array<double, 367> table = [] {
     std::array<double, 367> t{};
-    for (int doy = 0; doy < 367; ++doy) t[static_cast<std::size_t>(doy)] = std::tan(0.409 * std::sin(2 * kPi * doy / 365.0 - 1.39));
+    for (int doy = 0; doy < 367; ++doy) t[static_cast<std::size_t>(doy)] = tan_declination(doy);
     return t;
   }();
   return table;
@@ -132,8 +134,8 @@ const std::array<double, 367>& tan_declination() {
 double day_length(double lat_deg, int doy) {
   if (!std::isfinite(lat_deg)) return 12.0;
   const double phi = lat_deg * kPi / 180.0;
-  const double tan_delta = doy >= 0 && doy <= 366 ? tan_declination()[static_cast<std::size_t>(doy)]
-                                                  : std::tan(0.409 * std::sin(2 * kPi * doy / 365.0 - 1.39));
+  const double tan_delta =
+      doy >= 0 && doy <= 366 ? tan_declination_table()[static_cast<std::size_t>(doy)] : tan_declination(doy);
   const double ws = std::acos(clamp(-std::tan(phi) * tan_delta, -1.0, 1.0));
   return std::max(1.0, 24.0 * ws / kPi);
 }

@@ -113,31 +113,10 @@ CellBatch::CellBatch(Cell* const* cells, int n) : n_(n) {
 }
 
 void CellBatch::advance(const Forcing* f, DayOut* out, const Slots& slots) {
-  if (slots.drainage) {  // the drainage slot is called inside the Richards sub-steps: one cell at a time
-    for (int c = 0; c < n_; ++c) out[c] = cells_[c]->advance(f[c], slots);
-    return;
-  }
-  Cell::DayStart start[kLanes];
-  Layers* theta[kLanes] = {};
-  double W_in[kLanes] = {};
-  const Soil* soil[kLanes] = {};
-  int upland[kLanes] = {}, m = 0;
-  for (int c = 0; c < n_; ++c) {
-    out[c] = DayOut{};
-    cells_[c]->begin_day(out[c], start[c], f[c], slots);
-    if (cells_[c]->statics_.land == Land::Upland) {
-      theta[m] = &cells_[c]->state_.theta;
-      W_in[m] = out[c].W_in;
-      soil[m] = &cells_[c]->soil_;
-      upland[m++] = c;
-    } else {
-      cells_[c]->wetland_day(out[c], f[c], slots);
-    }
-  }
-  RichardsDay r[kLanes];
-  if (m > 0) richards_day_lanes(theta, W_in, soil, m, cells_[upland[0]]->opt_, r);
-  for (int j = 0; j < m; ++j) cells_[upland[j]]->end_upland_day(out[upland[j]], start[upland[j]], r[j]);
-  for (int c = 0; c < n_; ++c) cells_[c]->end_day(out[c], start[c], f[c]);
+  // one day of each cell: run_cells' lanes (uplands), wetlands and the drainage-slot fallback as there
+  run_cells(
+      cells_, static_cast<std::size_t>(n_), 1, {}, [&](std::size_t c, std::size_t) { return f[c]; },
+      [&](std::size_t c, std::size_t, const DayOut& d) { out[c] = d; }, slots);
 }
 
 // The lanes' feed for run_cells: each lane runs one upland cell's days in order, then takes the next cell;

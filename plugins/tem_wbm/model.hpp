@@ -87,9 +87,8 @@ class Cell {
   double water() const;
 
  private:
-  friend class CellBatch;
   friend class CellFeed;
-  // advance() in three parts, so that CellBatch can run the upland Richards stage of several cells
+  // advance() in three parts, so that run_cells can run the upland Richards stage of several cells
   // together: begin_day (§15 steps 1–9; upland: ET and the §13.1 sinks), the Richards day, end_*.
   struct DayStart {
     State state;
