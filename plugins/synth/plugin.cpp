@@ -485,7 +485,7 @@ COUPLET_PLUGIN("synth", "0.1.0") {
       .run(run_world);
 
   plugin.node("synth.truth")
-      .version("3")  // 2: tem_wbm's beta_s of theta_1/theta_fc,1 (last-bit changes); 3: tem_wbm's own single-precision log/exp, Illinois z_wt (last-bit changes)
+      .version("4")  // 2: tem_wbm's beta_s of theta_1/theta_fc,1 (last-bit changes); 3: tem_wbm's own single-precision log/exp, Illinois z_wt (last-bit changes); 4: tem_wbm's tridiagonal solve by continuants (last-bit changes)
       .summary("Synthetic world: truth from tem_wbm with hidden parameters plus irrigation; reanalysis and observation products")
       .doc("Runs the TEM water balance model on synth.world's forcing with the hidden statics and parameters, "
            "plus irrigation (a process tem_wbm.simulate lacks: water added to layers 1-2 up to field capacity, "

@@ -2,6 +2,7 @@
 #include "tem_wbm/kernels.hpp"
 
 #include <array>
+#include <limits>
 #include <cstdio>
 #include <stdexcept>
 
@@ -71,6 +72,9 @@ Soil derive_soil(const Statics& st, const Params& p, const Options& o) {
     s.theta_fc[i] = std::min(theta_sat, theta_of_psi(o.psi_fc, theta_sat, psi_sat, b));
     s.theta_wilt[i] = std::min(theta_sat, theta_of_psi(o.psi_wilt, theta_sat, psi_sat, b));
     s.theta_res[i] = std::min(theta_sat, theta_of_psi(o.psi_dry, theta_sat, psi_sat, b));
+    // ŝ at ψ_wilt, lowered by 1e-6 (relative): far beyond the round-off of ψ = ψ_sat·ŝ^(−b), so below it
+    // the stress factor is 0 for certain and its exp and log can be skipped (results unchanged)
+    s.s_wilt_skip[i] = o.psi_wilt < psi_sat ? std::pow(o.psi_wilt / psi_sat, -1.0 / b) * (1 - 1e-6) : 0.0;
   }
   s.root = root_fractions(s.dz, o.beta_r);
   for (int i = 0; i + 1 < kN; ++i) {  // §13.3 interface constants
@@ -131,31 +135,37 @@ const std::array<double, 367>& tan_declination_table() {
 }
 }  // namespace
 
-double day_length(double lat_deg, int doy) {
-  if (!std::isfinite(lat_deg)) return 12.0;
-  const double phi = lat_deg * kPi / 180.0;
+double tan_latitude(double lat_deg) {
+  return std::isfinite(lat_deg) ? std::tan(lat_deg * kPi / 180.0) : std::numeric_limits<double>::quiet_NaN();
+}
+
+double day_length_tan(double tan_lat, int doy) {
+  if (!std::isfinite(tan_lat)) return 12.0;
   const double tan_delta =
       doy >= 0 && doy <= 366 ? tan_declination_table()[static_cast<std::size_t>(doy)] : tan_declination(doy);
-  const double ws = std::acos(clamp(-std::tan(phi) * tan_delta, -1.0, 1.0));
+  const double ws = std::acos(clamp(-tan_lat * tan_delta, -1.0, 1.0));
   return std::max(1.0, 24.0 * ws / kPi);
 }
 
+double day_length(double lat_deg, int doy) { return day_length_tan(tan_latitude(lat_deg), doy); }
+
 Met derived_met(double T, double Vp_hPa, double SWD, double elev, double lat_deg, int doy) {
-  return derived_met_at(air_pressure(elev), T, Vp_hPa, SWD, lat_deg, doy);
+  return derived_met_at(air_pressure(elev), T, Vp_hPa, SWD, tan_latitude(lat_deg), doy);
 }
 
-Met derived_met_at(double P, double T, double Vp_hPa, double SWD, double lat_deg, int doy) {
+Met derived_met_at(double P, double T, double Vp_hPa, double SWD, double tan_lat, int doy) {
   Met m{};
   m.P = P;
   m.es = sat_vp(T);
-  m.delta = slope_sat_vp(T);
+  const double d = T + 237.3;
+  m.delta = 4098.0 * m.es / (d * d);  // slope_sat_vp(T) without a second exp
   m.ea = 100.0 * Vp_hPa;
   m.D = std::max(0.0, m.es - m.ea);
   m.lambda = latent_heat(T);
   m.T_K = T + 273.15;
   m.rho_a = m.P / (kRd * m.T_K);
   m.gamma = psychrometric(m.P, m.lambda);
-  m.N = day_length(lat_deg, doy);
+  m.N = day_length_tan(tan_lat, doy);
   m.t_day = 3600.0 * m.N;
   m.SW_d = SWD * 24.0 / m.N;  // daily energy total preserved
   return m;
@@ -217,6 +227,10 @@ Stress stress_factors(const Met& m, double T, const Layers& theta, const Soil& s
   // that the stresses stay smooth in θ and the parameters (calibration differences them).
   for (int i = 0; i < kN; ++i) {
     const double sh = clamp(theta[i] * s.inv_theta_sat[i], o.s_min, 1.0);
+    if (sh < s.s_wilt_skip[i]) {  // surely drier than wilting: w = 0 exactly, as below
+      st.w[i] = 0.0;
+      continue;
+    }
     const double p = s.psi_sat[i] * std::exp(-s.b[i] * std::log(sh));
     const double psi = p > o.psi_min ? p : o.psi_min;  // ψ_min also for a NaN θ, as psi_of_theta
     st.w[i] = clamp((psi - o.psi_wilt) / (s.psi_sat[i] - o.psi_wilt), 0.0, 1.0);

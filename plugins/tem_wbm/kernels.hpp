@@ -69,10 +69,15 @@ inline double air_density(double P, double T) { return P / (kRd * (T + 273.15));
 inline double psychrometric(double P, double lambda) { return kCp * P / (kEps * lambda); }
 /// Day length N [h] (FAO-56 eqs 24–25, 34), floor 1 h; 12 h when lat is NaN.
 double day_length(double lat_deg, int doy);
+/// tan φ of latitude lat_deg (NaN when lat is NaN), what day_length_tan takes: a cell computes it once.
+double tan_latitude(double lat_deg);
+/// day_length from tan φ = tan_latitude(lat_deg): the same bits.
+double day_length_tan(double tan_lat, int doy);
 /// All of §6 for one day.
 Met derived_met(double T, double Vp_hPa, double SWD, double elev, double lat_deg, int doy);
-/// The same with the air pressure P = air_pressure(elev) [Pa] given (a cell computes it once).
-Met derived_met_at(double P, double T, double Vp_hPa, double SWD, double lat_deg, int doy);
+/// The same with the air pressure P = air_pressure(elev) [Pa] and tan_latitude(lat) given (a cell computes
+/// both once).
+Met derived_met_at(double P, double T, double Vp_hPa, double SWD, double tan_lat, int doy);
 
 // ---- §10 Penman–Monteith kernel ------------------------------------------------------------------------
 

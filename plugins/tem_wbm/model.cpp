@@ -51,6 +51,7 @@ Cell::Cell(const Statics& st, const Params& p, const Options& o) : statics_(st),
   const std::string bad = check_soil(soil_);
   if (!bad.empty()) throw std::invalid_argument("invalid soil parameters: " + bad);
   pressure_ = air_pressure(statics_.elev);
+  tan_lat_ = tan_latitude(statics_.lat);
   reset();
 }
 
@@ -198,7 +199,7 @@ void Cell::begin_day(DayOut& d, DayStart& p, const Forcing& f, const Slots& slot
   p.SWE = state_.SWE;
 
   // §15 steps 1–4: met, snow, energy, canopy
-  d.met = derived_met_at(pressure_, f.T, f.Vp, f.SWD, statics_.lat, f.doy);
+  d.met = derived_met_at(pressure_, f.T, f.Vp, f.SWD, tan_lat_, f.doy);
   const Snow sn = snow_step(f.Pr, f.T, f.SWD, state_.SWE, opt_);
   d.rain = sn.rain;
   d.snowfall = sn.snowfall;

@@ -107,6 +107,7 @@ class Cell {
   Soil soil_;
   State state_;
   double pressure_ = 0;  ///< air_pressure(elevation) [Pa], constant (§6)
+  double tan_lat_ = 0;   ///< tan_latitude(lat), constant (§6)
 };
 
 /// Up to kLanes cells advanced together day by day, their upland Richards stages in the lanes of

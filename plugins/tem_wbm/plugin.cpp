@@ -297,8 +297,8 @@ ScoredWindow scored_window(Context& ctx, const tw::SiteInputs& in) {
 
 COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   auto node = plugin.node("tem_wbm.simulate");
-  node.version("5")  // 2: outputs streamed in blocks; 3: LAI per site from statics; 4: beta_s of theta_1/theta_fc,1 (last-bit changes)
-                     // 5: own single-precision log/exp, Illinois z_wt (last-bit changes)
+  node.version("6")  // 2: outputs streamed in blocks; 3: LAI per site from statics; 4: beta_s of theta_1/theta_fc,1 (last-bit changes)
+                     // 5: own single-precision log/exp, Illinois z_wt; 6: tridiagonal solve by continuants (last-bit changes)
       .summary("TEM-style daily soil water balance: upland six-layer Richards column or two-zone wetland")
       .doc("Implements shared/specs/tem-wbm.md v1.0 cell by cell (sites are independent): degree-day snow, "
            "canopy interception (I_RMAX), Beer's-law radiation partition (E_R), Penman-Monteith transpiration "
@@ -434,9 +434,9 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   });
 
   auto cal = plugin.node("tem_wbm.calibrate");
-  cal.version("6")  // 2: per-site seeds from derive_seed; 3: LAI per site from statics; 4: beta_s last-bit change;
+  cal.version("7")  // 2: per-site seeds from derive_seed; 3: LAI per site from statics; 4: beta_s last-bit change;
                     // 5: spin_up honoured (it was ignored), first guess from `inverse`, trace and evals_to_1pct
-                    // 6: own single-precision log/exp, Illinois z_wt (last-bit changes)
+                    // 6: own single-precision log/exp, Illinois z_wt; 7: tridiagonal solve by continuants (last-bit changes)
       .summary("Calibrates the water balance model per site against observed SSM (DE search + LM polish)")
       .doc("Estimates, per site, the spec's section 3.1 parameters within their bounds: upland theta_sat, "
            "k_sat, psi_sat, b, i_rmax, g_max, e_r; wetland q_drmax, i_rmax, g_max, e_r. k_sat, psi_sat and "
@@ -602,7 +602,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
   });
 
   auto inv = plugin.node("tem_wbm.sample_inverse");
-  inv.version("2")  // 2: own single-precision log/exp, Illinois z_wt (last-bit changes)
+  inv.version("3")  // 2: own single-precision log/exp, Illinois z_wt; 3: tridiagonal solve by continuants (last-bit changes)
       .summary("Training samples for a learned inverse (model solution): random parameter sets simulated at each "
                "site, their SSM signature against the parameters")
       .doc("For Shen & Zhang's method 6 in its smallest form: the model's own simulations teach a regression the "
@@ -701,7 +701,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     ctx.set_output("observed", observed);
   });
   auto enkf = plugin.node("assim.enkf");
-  enkf.version("2")  // 2: own single-precision log/exp, Illinois z_wt (last-bit changes)
+  enkf.version("3")  // 2: own single-precision log/exp, Illinois z_wt; 3: tridiagonal solve by continuants (last-bit changes)
       .summary("Ensemble Kalman filter: the water balance model driven day by day, surface soil moisture assimilated "
                "into the layer states; analysis and open loop")
       .doc("Data assimilation (Shen & Zhang's method 5, model adjustment) through tem_wbm's stepping interface. Per "
@@ -800,7 +800,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     if (aborted) ctx.warn(std::to_string(aborted) + " member-days aborted by the model (state kept)");
   });
   auto sample = plugin.node("tem_wbm.sample_et");
-  sample.version("2")  // 2: own single-precision log/exp, Illinois z_wt (last-bit changes)
+  sample.version("3")  // 2: own single-precision log/exp, Illinois z_wt; 3: tridiagonal solve by continuants (last-bit changes)
       .summary("Samples the evapotranspiration slot: the model run over the forcing, each cell-day's slot inputs and "
                "the physics' outputs as training pairs for an emulator")
       .doc("Runs the model like tem_wbm.simulate (same inputs and parameters) with the built-in ET physics in the "
@@ -898,7 +898,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     ctx.set_output("samples", table);
   });
   auto enh = plugin.node("tem_wbm.enhance_et");
-  enh.version("2")  // 2: own single-precision log/exp, Illinois z_wt (last-bit changes)
+  enh.version("3")  // 2: own single-precision log/exp, Illinois z_wt; 3: tridiagonal solve by continuants (last-bit changes)
       .summary("Learns an ET enhancer against observed SSM through the model: the ET physics times log-linear factors "
                "of the slot's features, fitted by differential evolution on the training sites")
       .doc("The enhancer form of model replacement (Shen & Zhang method 4): the ET slot's physics (with this node's "

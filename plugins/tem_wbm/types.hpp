@@ -111,6 +111,8 @@ struct Soil {
   // Clapp–Hornberger K exponents 2b+3 per layer and 2b̄+3 per interface (§13.3), hoisted out of the sub-steps
   // and reciprocals 1/θ_sat, 1/d: multiplications instead of divisions in every sub-step
   Layers k_exp{}, inv_theta_sat{};
+  // relative saturation below which ψ < ψ_wilt for certain (stress factor 0, §11); 0 = never skip
+  Layers s_wilt_skip{};
   std::array<double, kN - 1> k_exp_if{}, inv_d{}, inv_theta_sat_if{};
   double Z = 0;  ///< column depth [mm]
   // wetland (§14.1): uniform Cosby θ_sat, k_sat,1 for the infiltration cap
