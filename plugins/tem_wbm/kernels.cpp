@@ -90,6 +90,9 @@ Soil derive_soil(const Statics& st, const Params& p, const Options& o) {
     s.k_exp[i] = 2 * s.b[i] + 3;
     s.inv_theta_sat[i] = 1 / s.theta_sat[i];
   }
+  for (int i = 0; i < kN; ++i) s.pow_exp[i] = static_cast<float>(-s.b[i]);
+  for (int k = 0; k + 1 < kN; ++k) s.pow_exp[kN + k] = static_cast<float>(s.k_exp_if[k]);
+  s.pow_exp[2 * kN - 1] = static_cast<float>(s.k_exp[kN - 1]);
   // §14.1 wetland bounds (uniform Cosby θ_sat)
   s.w_theta_sat = c.theta_sat;
   s.w_zwt_max = o.zwt_max_factor * s.Z;

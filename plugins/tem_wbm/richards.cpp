@@ -25,33 +25,30 @@ struct Step {
   bool ok = true;     ///< false: a zero/non-finite pivot or a non-finite result
 };
 
-// All power laws of one linearisation as exp(e·ln s) in single precision (vecmath.hpp, the same bits as
-// richards_day_lanes): one ln ŝ per layer, shared by ψ_i, one ln s̄ per interface (§13.3), one ln of the
-// bottom layer's clamp(s, 0, 1) for K_N; 12 logs and 12 exps in all. Single precision is ample: the flux error
+// All power laws of one linearisation as exp(e·ln s) in single precision, the product e·ln s included
+// (vecmath.hpp's pow_inplace, the same bits as richards_day_lanes): one ln ŝ per layer for ψ_i, one ln s̄ per
+// interface (§13.3), one ln of the bottom layer's clamp(s, 0, 1) for K_N; 12 logs and 12 exps in all. Single precision is ample: the flux error
 // (~1e-7 relative) is far below the time-stepping error (~1e-3), and mass is conserved exactly whatever the
 // flux (one flux per interface).
 void linearise(const Layers& th, const Soil& s, const Options& o, const BottomFlux* bottom, Linearisation& L) {
   constexpr int N = kN - 1;  // bottom layer
   constexpr int kBottom = 2 * kN - 1;  // slot of the bottom K_N: layers 0..N, interfaces kN..2N−1, bottom
-  std::array<double, 2 * kN> base, lg, ex, inv, pw;
+  std::array<double, 2 * kN> base, inv, pw;
   for (int i = 0; i < kN; ++i) base[i] = clamp(th[i] * s.inv_theta_sat[i], o.s_min, 1.0);  // ŝ_i
   for (int k = 0; k < N; ++k) base[kN + k] = clamp((th[k] + th[k + 1]) * s.inv_theta_sat_if[k], 0.0, 1.0);  // s̄
   const double sN = th[N] * s.inv_theta_sat[N];
   base[kBottom] = clamp(sN, 0.0, 1.0);  // K uses clamp(s,0,1), ψ the s_min-clamped ŝ
-  alignas(32) float pack[16] = {};
-  for (int j = 0; j < 2 * kN; ++j) pack[j] = static_cast<float>(base[j]);
+  alignas(32) float pack[16] = {}, expo[16] = {};
+  for (int j = 0; j < 2 * kN; ++j) {
+    pack[j] = static_cast<float>(base[j]);
+    expo[j] = s.pow_exp[j];
+  }
   for (int j = 2 * kN; j < 16; ++j) pack[j] = 1.0f;
-  log_inplace(pack, 16);
-  for (int j = 0; j < 2 * kN; ++j) lg[j] = pack[j];
-  for (int i = 0; i < kN; ++i) ex[i] = -s.b[i] * lg[i];
-  for (int k = 0; k < N; ++k) ex[kN + k] = s.k_exp_if[k] * lg[kN + k];
-  ex[kBottom] = s.k_exp[N] * lg[kBottom];
+  pow_inplace(pack, expo, 16);
+  for (int j = 0; j < 2 * kN; ++j) pw[j] = pack[j];
   // reciprocals for ψ' and ∂K/∂θ
   for (int i = 0; i < kN; ++i) inv[i] = 1.0 / (base[i] * s.theta_sat[i]);
   for (int k = 0; k < N; ++k) inv[kN + k] = 1.0 / (base[kN + k] * s.theta_sat_if[k]);
-  for (int j = 0; j < 2 * kN; ++j) pack[j] = static_cast<float>(ex[j]);
-  exp_inplace(pack, 16);
-  for (int j = 0; j < 2 * kN; ++j) pw[j] = pack[j];
 
   // §5: ψ_i = ψ_sat·ŝ^(−b) and ψ'_i = dψ/dθ at θ_i
   Layers psi, dpsi;

@@ -45,6 +45,7 @@ void set_lane(SoilLanes& g, int l, const Soil& s) {
   g.k_sat_top[l] = s.k_sat[0];
   g.k_sat_bottom[l] = s.k_sat[N];
   g.k_exp_bottom[l] = s.k_exp[N];
+  for (int j = 0; j < 2 * kN; ++j) g.pow_exp[j][l] = s.pow_exp[j];
 }
 
 void richards_lanes_stream(LaneFeed& feed, const Options& o) {

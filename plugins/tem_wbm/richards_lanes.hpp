@@ -24,6 +24,7 @@ struct SoilLanes {
   double theta_sat_if[kN - 1][kLanes], inv_theta_sat_if[kN - 1][kLanes], k_if[kN - 1][kLanes];
   double k_exp_if[kN - 1][kLanes], inv_d[kN - 1][kLanes];
   double k_sat_top[kLanes], k_sat_bottom[kLanes], k_exp_bottom[kLanes];
+  alignas(32) float pow_exp[2 * kN][kLanes];  // Soil::pow_exp
 };
 
 /// Copies soil `soil`'s constants into lane l.

@@ -111,6 +111,9 @@ struct Soil {
   // Clapp–Hornberger K exponents 2b+3 per layer and 2b̄+3 per interface (§13.3), hoisted out of the sub-steps
   // and reciprocals 1/θ_sat, 1/d: multiplications instead of divisions in every sub-step
   Layers k_exp{}, inv_theta_sat{};
+  // the exponents of the Richards power laws in single precision (as they are applied, §13.3): −b_i per
+  // layer (ψ), 2b̄+3 per interface (K), 2b_N+3 for the bottom K_N
+  std::array<float, 2 * kN> pow_exp{};
   // relative saturation below which ψ < ψ_wilt for certain (stress factor 0, §11); 0 = never skip
   Layers s_wilt_skip{};
   std::array<double, kN - 1> k_exp_if{}, inv_d{}, inv_theta_sat_if{};

@@ -19,15 +19,13 @@ namespace {
 typedef float vf8 __attribute__((vector_size(32)));
 typedef std::int32_t vi8 __attribute__((vector_size(32)));
 
-// Vectors never cross a function boundary here (in place on float arrays): a 32-byte vector argument in a
-// file compiled without AVX would have an ABI of its own.
+// Vectors never cross a function boundary by value here (in place on float arrays or by reference): a
+// 32-byte vector argument in a file compiled without AVX would have an ABI of its own.
 #define COUPLET_SPLAT(x) (vf8{} + (x))
 
 /// ln x for x in [FLT_MIN, FLT_MAX] (smaller x, zero and negatives included, give ln FLT_MIN ≈ −87.3: the
 /// power laws that use it underflow either way); NaN gives NaN. Not for +infinity.
-inline void log8(float* p) {
-  vf8 x;
-  std::memcpy(&x, p, sizeof x);
+inline void log8r(vf8& x) {
   const vf8 in = x;
   const vf8 min_normal = COUPLET_SPLAT(1.17549435e-38f);
   x = x < min_normal ? min_normal : x;
@@ -55,13 +53,10 @@ inline void log8(float* p) {
   y = y - z * 0.5f;
   x = (f + y) + ef * 0.693359375f;
   x = in != in ? in : x;  // NaN stays NaN (the bit tricks above would make it finite)
-  std::memcpy(p, &x, sizeof x);
 }
 
 /// e^x for x in [−87, 88]; outside, x is clamped there (−∞ gives e^−87 ≈ 1.6e-38, never 0 or infinity).
-inline void exp8(float* p) {
-  vf8 x;
-  std::memcpy(&x, p, sizeof x);
+inline void exp8r(vf8& x) {
   x = x < COUPLET_SPLAT(-87.0f) ? COUPLET_SPLAT(-87.0f) : x;
   x = x > COUPLET_SPLAT(88.0f) ? COUPLET_SPLAT(88.0f) : x;
   // n = round(x / ln 2): truncation of x·log2(e) ± 0.5 toward zero
@@ -82,15 +77,37 @@ inline void exp8(float* p) {
   vf8 pow2;
   std::memcpy(&pow2, &pow2_bits, sizeof pow2);
   x = y * pow2;
-  std::memcpy(p, &x, sizeof x);
 }
 
 /// In place over n floats, n a multiple of 8.
 inline void log_inplace(float* p, int n) {
-  for (int k = 0; k < n; k += 8) log8(p + k);
+  for (int k = 0; k < n; k += 8) {
+    vf8 x;
+    std::memcpy(&x, p + k, sizeof x);
+    log8r(x);
+    std::memcpy(p + k, &x, sizeof x);
+  }
 }
 inline void exp_inplace(float* p, int n) {
-  for (int k = 0; k < n; k += 8) exp8(p + k);
+  for (int k = 0; k < n; k += 8) {
+    vf8 x;
+    std::memcpy(&x, p + k, sizeof x);
+    exp8r(x);
+    std::memcpy(p + k, &x, sizeof x);
+  }
+}
+/// p_k ← exp(e_k · ln p_k), the power law p^e, over n floats (n a multiple of 8): the product in single
+/// precision, between the log and the exp without leaving the registers.
+inline void pow_inplace(float* p, const float* e, int n) {
+  for (int k = 0; k < n; k += 8) {
+    vf8 x, y;
+    std::memcpy(&x, p + k, sizeof x);
+    std::memcpy(&y, e + k, sizeof y);
+    log8r(x);
+    x = x * y;
+    exp8r(x);
+    std::memcpy(p + k, &x, sizeof x);
+  }
 }
 
 #undef COUPLET_SPLAT
