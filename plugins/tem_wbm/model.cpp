@@ -124,10 +124,11 @@ void CellBatch::advance(const Forcing* f, DayOut* out, const Slots& slots) {
 // wetland cells are run whole, one at a time, when their turn comes.
 class CellFeed final : public LaneFeed {
  public:
-  CellFeed(Cell* const* cells, std::size_t n, std::size_t n_days, const std::function<void(std::size_t)>& before_first,
-           const std::function<Forcing(std::size_t, std::size_t)>& day,
+  CellFeed(Cell* const* cells, std::size_t n, std::atomic<std::size_t>& next_cell, std::size_t n_days,
+           const std::function<void(std::size_t)>& before_first, const std::function<Forcing(std::size_t, std::size_t)>& day,
            const std::function<void(std::size_t, std::size_t, const DayOut&)>& done, const Slots& slots)
-      : cells_(cells), n_(n), n_days_(n_days), before_first_(before_first), day_(day), done_(done), slots_(slots) {}
+      : cells_(cells), n_(n), n_days_(n_days), next_cell_(next_cell), before_first_(before_first), day_(day),
+        done_(done), slots_(slots) {}
 
   bool next(int l, const RichardsDay* finished, LaneDay& next_day) override {
     Lane& ln = lanes_[l];
@@ -148,8 +149,8 @@ class CellFeed final : public LaneFeed {
         next_day = {cell.state_.theta.data(), ln.out.W_in, &cell.soil_};
         return true;
       }
-      if (next_cell_ >= n_) return false;
-      const std::size_t c = next_cell_++;
+      const std::size_t c = next_cell_.fetch_add(1, std::memory_order_relaxed);
+      if (c >= n_) return false;
       if (before_first_) before_first_(c);
       Cell& cell = *cells_[c];
       if (cell.statics_.land != Land::Upland) {
@@ -170,7 +171,8 @@ class CellFeed final : public LaneFeed {
     Cell::DayStart start;
   };
   Cell* const* cells_;
-  std::size_t n_, n_days_, next_cell_ = 0;
+  std::size_t n_, n_days_;
+  std::atomic<std::size_t>& next_cell_;  // the next unclaimed cell, maybe shared with other threads' feeds
   const std::function<void(std::size_t)>& before_first_;
   const std::function<Forcing(std::size_t, std::size_t)>& day_;
   const std::function<void(std::size_t, std::size_t, const DayOut&)>& done_;
@@ -178,19 +180,27 @@ class CellFeed final : public LaneFeed {
   Lane lanes_[kLanes];
 };
 
-void run_cells(Cell* const* cells, std::size_t n, std::size_t n_days, const std::function<void(std::size_t)>& before_first,
-               const std::function<Forcing(std::size_t, std::size_t)>& day,
-               const std::function<void(std::size_t, std::size_t, const DayOut&)>& done, const Slots& slots) {
+void run_cells_shared(Cell* const* cells, std::size_t n, std::atomic<std::size_t>& next, std::size_t n_days,
+                      const std::function<void(std::size_t)>& before_first,
+                      const std::function<Forcing(std::size_t, std::size_t)>& day,
+                      const std::function<void(std::size_t, std::size_t, const DayOut&)>& done, const Slots& slots) {
   if (n == 0) return;
   if (slots.drainage || n_days == 0) {  // the drainage slot is called inside the sub-steps: one cell at a time
-    for (std::size_t c = 0; c < n; ++c) {
+    for (std::size_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n;) {
       if (before_first) before_first(c);
       for (std::size_t t = 0; t < n_days; ++t) done(c, t, cells[c]->advance(day(c, t), slots));
     }
     return;
   }
-  CellFeed feed(cells, n, n_days, before_first, day, done, slots);
+  CellFeed feed(cells, n, next, n_days, before_first, day, done, slots);
   richards_lanes_stream(feed, cells[0]->options());
+}
+
+void run_cells(Cell* const* cells, std::size_t n, std::size_t n_days, const std::function<void(std::size_t)>& before_first,
+               const std::function<Forcing(std::size_t, std::size_t)>& day,
+               const std::function<void(std::size_t, std::size_t, const DayOut&)>& done, const Slots& slots) {
+  std::atomic<std::size_t> next{0};
+  run_cells_shared(cells, n, next, n_days, before_first, day, done, slots);
 }
 
 void Cell::begin_day(DayOut& d, DayStart& p, const Forcing& f, const Slots& slots) {

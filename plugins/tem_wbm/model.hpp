@@ -9,6 +9,7 @@
 #include "tem_wbm/richards_lanes.hpp"
 #include "tem_wbm/types.hpp"
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -137,6 +138,16 @@ void run_cells(Cell* const* cells, std::size_t n, std::size_t n_days,
                const std::function<void(std::size_t)>& before_first,
                const std::function<Forcing(std::size_t, std::size_t)>& day,
                const std::function<void(std::size_t, std::size_t, const DayOut&)>& done, const Slots& slots = {});
+/// The same, with the cells claimed one at a time from `next` (the next unclaimed index, shared by threads
+/// that call this together on the same cells; each cell runs on exactly one of them): a thread's lanes stay
+/// full until every cell is claimed, instead of idling at the end of each chunk. Results are unchanged.
+/// Claiming stops (the call returns once its running cells are done) when `next` reaches n, so another
+/// thread may stop the others by setting it to n.
+void run_cells_shared(Cell* const* cells, std::size_t n, std::atomic<std::size_t>& next, std::size_t n_days,
+                      const std::function<void(std::size_t)>& before_first,
+                      const std::function<Forcing(std::size_t, std::size_t)>& day,
+                      const std::function<void(std::size_t, std::size_t, const DayOut&)>& done,
+                      const Slots& slots = {});
 
 struct SpinUpResult {
   int cycles = 0;

@@ -7,6 +7,7 @@
 #include <couplet/time.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -336,6 +337,31 @@ void for_each_site_range(std::size_t ns, int threads_wanted,
   }
 }
 
+namespace {
+// work(calling_thread) on `threads` threads (the calling one included) that claim items from `next` (of n).
+// An exception on one stops the others' claiming (next = n); after all have joined, the first thread's
+// (in thread order) is rethrown.
+void on_threads(int threads_wanted, std::atomic<std::size_t>& next, std::size_t n,
+                const std::function<void(bool)>& work) {
+  const int threads = std::max(1, threads_wanted);
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(threads));
+  auto run = [&](int k) {
+    try {
+      work(k == 0);
+    } catch (...) {
+      errors[static_cast<std::size_t>(k)] = std::current_exception();
+      next.store(n);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int k = 1; k < threads; ++k) pool.emplace_back(run, k);
+  run(0);
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+}  // namespace
+
 SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Table* params,
                         const SimulateConfig& cfg, const Slots& slots,
                         const std::function<void(std::size_t, std::size_t)>& between_chunks) {
@@ -373,35 +399,41 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
   std::vector<double> theta(cfg.layer_output ? ns * nt * kN : 0);
   std::vector<SiteStats> stats(ns);
 
-  // A chunk's sites through run_cells: upland Richards stages in SIMD lanes, bit-identical to one cell at a
-  // time, so neither the chunking nor the thread count changes a result.
-  auto run_sites = [&](std::size_t first, std::size_t last) {
-    double* out[kNFlux];
-    for (std::size_t j = 0; j < kNFlux; ++j) out[j] = selected[j] ? flux[j].data() : nullptr;
-    std::vector<Cell*> chunk;
-    for (std::size_t s = first; s < last; ++s) chunk.push_back(&cells[s]);
-    auto spin = [&](std::size_t c) {
-      if (cfg.spin_up && nt > 0) stats[first + c].spin = spin_up_first_year(cells[first + c], in, first + c, cfg, slots);
-    };
-    auto day = [&](std::size_t c, std::size_t t) { return in.day(first + c, t); };
-    auto done = [&](std::size_t c, std::size_t t, const DayOut& d) {
-      const std::size_t s = first + c;
-      const bool aborted = d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot);
-      const std::size_t k = s * nt + t;
-      write_day(d, out, k, aborted);
-      if (cfg.layer_output)
-        for (int i = 0; i < kN; ++i) theta[k * kN + i] = aborted ? kNaN : d.theta[i];
-      if (d.flags) {
-        stats[s].aborted += aborted;
-        stats[s].mass += (d.flags & kFlagMassBalance) != 0;
-        // days of a site come in order: the first flagged one is its first bad day
-        if (stats[s].first_bad < 0) stats[s].first_bad = static_cast<std::int64_t>(t);
-      }
-    };
-    run_cells(chunk.data(), chunk.size(), nt, spin, day, done, slots);
+  // The sites through run_cells_shared on every thread: upland Richards stages in SIMD lanes, bit-identical
+  // to one cell at a time, each thread's lanes taking the next unclaimed site, so neither the thread count
+  // nor which thread ran a site changes a result.
+  double* out[kNFlux];
+  for (std::size_t j = 0; j < kNFlux; ++j) out[j] = selected[j] ? flux[j].data() : nullptr;
+  std::vector<Cell*> ptr(ns);
+  for (std::size_t s = 0; s < ns; ++s) ptr[s] = &cells[s];
+  auto spin = [&](std::size_t s) {
+    if (cfg.spin_up && nt > 0) stats[s].spin = spin_up_first_year(cells[s], in, s, cfg, slots);
+  };
+  auto spin_and_report = [&](std::size_t s) {  // the calling thread: progress and cancellation as it claims
+    if (between_chunks) between_chunks(s, ns);
+    spin(s);
+  };
+  auto day = [&](std::size_t s, std::size_t t) { return in.day(s, t); };
+  auto done = [&](std::size_t s, std::size_t t, const DayOut& d) {
+    const bool aborted = d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot);
+    const std::size_t k = s * nt + t;
+    write_day(d, out, k, aborted);
+    if (cfg.layer_output)
+      for (int i = 0; i < kN; ++i) theta[k * kN + i] = aborted ? kNaN : d.theta[i];
+    if (d.flags) {
+      stats[s].aborted += aborted;
+      stats[s].mass += (d.flags & kFlagMassBalance) != 0;
+      // days of a site come in order: the first flagged one is its first bad day
+      if (stats[s].first_bad < 0) stats[s].first_bad = static_cast<std::int64_t>(t);
+    }
   };
 
-  for_each_site_range(ns, cfg.threads, run_sites, between_chunks);
+  const std::function<void(std::size_t)> first_day[2] = {spin, spin_and_report};
+  std::atomic<std::size_t> next{0};
+  on_threads(cfg.threads, next, ns, [&](bool calling_thread) {
+    run_cells_shared(ptr.data(), ns, next, nt, first_day[calling_thread], day, done, slots);
+  });
+  if (between_chunks) between_chunks(ns, ns);
 
   // ---- warnings (summarised, deterministic) --------------------------------------------------------------
   std::size_t aborted = 0, mass = 0, not_converged = 0;

@@ -78,8 +78,9 @@ void for_each_site_range(std::size_t ns, int threads,
 
 /// Runs every site of `forcing` (site, time: Pr, SWD, Tair, Vp, optional LAI; daily, contiguous).
 /// `statics` (site: elevation, sand, silt, clay, land, lat) and `params` (columns site + §3.1 code names)
-/// may be null. `between_chunks(done, total)` is called on the calling thread after each wave of chunks
-/// (progress, cancellation: it may throw). Throws NodeError for bad inputs, naming site and date.
+/// may be null. `between_chunks(done, total)` is called on the calling thread as it takes up a site (done =
+/// the sites taken up before it) and once at the end (progress, cancellation: it may throw, and the other
+/// threads then stop taking up sites). Throws NodeError for bad inputs, naming site and date.
 SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Table* params,
                         const SimulateConfig& cfg, const Slots& slots = {},
                         const std::function<void(std::size_t, std::size_t)>& between_chunks = {});
