@@ -26,10 +26,10 @@ struct Step {
 };
 
 // All power laws of one linearisation as exp(e·ln s) in single precision, the product e·ln s included
-// (vecmath.hpp's pow_inplace, the same bits as richards_day_lanes): one ln ŝ per layer for ψ_i, one ln s̄ per
-// interface (§13.3), one ln of the bottom layer's clamp(s, 0, 1) for K_N; 12 logs and 12 exps in all. Single precision is ample: the flux error
-// (~1e-7 relative) is far below the time-stepping error (~1e-3), and mass is conserved exactly whatever the
-// flux (one flux per interface).
+// (vecmath.hpp's pow_inplace, the same bits as richards_day_lanes): one ln ŝ per layer for ψ_i, one ln s̄
+// per interface (§13.3), one ln of the bottom layer's clamp(s, 0, 1) for K_N; 12 logs and 12 exps in all.
+// Single precision is ample: the flux error (~1e-5 relative at the steepest power laws) is far below the
+// time-stepping error (~1e-3), and mass is conserved exactly whatever the flux (one flux per interface).
 void linearise(const Layers& th, const Soil& s, const Options& o, const BottomFlux* bottom, Linearisation& L) {
   constexpr int N = kN - 1;  // bottom layer
   constexpr int kBottom = 2 * kN - 1;  // slot of the bottom K_N: layers 0..N, interfaces kN..2N−1, bottom
@@ -83,10 +83,11 @@ void linearise(const Layers& th, const Soil& s, const Options& o, const BottomFl
 }
 
 /// §13.5: a_i x_{i−1} + b_i x_i + c_i x_{i+1} = r_i, Thomas algorithm without pivoting. The pivots
-/// den_i = b_i − a_i·c′_{i−1} come from the continuants p_i = den_1·…·den_i (p_i = b_i·p_{i−1} − a_i·c_{i−1}·p_{i−2})
-/// and r′_i = u_i/p_i with u_i = r_i·p_{i−1} − a_i·u_{i−1}: the same factorisation, equal to Thomas' up to
-/// round-off, but its recurrences are multiplications only, so the six divisions 1/p_i do not queue one
-/// behind another on the sub-step's critical path (measured ~10 % of the lane kernel's time).
+/// den_i = b_i − a_i·c′_{i−1} come from the continuants p_i = den_1·…·den_i
+/// (p_i = b_i·p_{i−1} − a_i·c_{i−1}·p_{i−2}) and r′_i = u_i/p_i with u_i = r_i·p_{i−1} − a_i·u_{i−1}: the same
+/// factorisation, equal to Thomas' up to round-off, but its recurrences are multiplications only, so the
+/// six divisions 1/p_i do not queue one behind another on the sub-step's critical path (measured ~10 % of
+/// the lane kernel's time). p_i stays far inside double's range (six pivots of ~Δz/Δt).
 Step solve(const Linearisation& L, double dt, const Soil& s) {
   constexpr int N = kN - 1;
   const Layers& q = L.q;

@@ -7,11 +7,13 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace couplet::tem_wbm;
@@ -314,4 +316,56 @@ TEST_CASE("tem_wbm: run_cells gives each cell's own days bit for bit") {
     CHECK(next_day[c] == days);
     CHECK(same_layers(many[c].state().theta, one[c].state().theta));
   }
+}
+
+TEST_CASE("tem_wbm: run_cells_shared on two threads runs every cell once, bit for bit as alone") {
+  // 13 cells (two wetlands) claimed from one counter by two threads' lanes
+  std::vector<Statics> st;
+  for (int c = 0; c < 13; ++c) st.push_back(texture(0.85 - 0.06 * c, 0.03 + 0.04 * c));  // sand to clay
+  st[3].land = Land::Wetland;
+  st[10].land = Land::Wetland;
+  const std::size_t n = st.size(), days = 400;
+  std::vector<std::vector<couplet::tem_wbm::Forcing>> weather;
+  for (std::size_t c = 0; c < n; ++c) weather.push_back(testutil::weather(days, 300 + c, 5, 14));
+  std::vector<Cell> one, many;
+  for (const auto& s : st) {
+    one.emplace_back(s, Params{});
+    many.emplace_back(s, Params{});
+  }
+  std::vector<std::vector<DayOut>> expect(n);
+  for (std::size_t c = 0; c < n; ++c)
+    for (const auto& f : weather[c]) expect[c].push_back(one[c].advance(f));
+
+  std::vector<Cell*> ptr;
+  for (auto& c : many) ptr.push_back(&c);
+  std::vector<std::size_t> next_day(n, 0);
+  std::vector<int> firsts(n, 0), out_of_order(n, 0), mismatches(n, 0);  // per cell: one thread writes each
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    run_cells_shared(
+        ptr.data(), n, next, days, [&](std::size_t c) { ++firsts[c]; },
+        [&](std::size_t c, std::size_t t) { return weather[c][t]; },
+        [&](std::size_t c, std::size_t t, const DayOut& d) {
+          out_of_order[c] += t != next_day[c]++;
+          mismatches[c] += !same_outputs(d, expect[c][t]);
+        });
+  };
+  std::thread other(work);
+  work();
+  other.join();
+  for (std::size_t c = 0; c < n; ++c) {
+    CAPTURE(c);
+    CHECK(firsts[c] == 1);  // claimed exactly once
+    CHECK(next_day[c] == days);
+    CHECK(out_of_order[c] == 0);
+    CHECK(mismatches[c] == 0);
+    CHECK(same_layers(many[c].state().theta, one[c].state().theta));
+  }
+
+  // a counter already at n (another thread stopped the run): nothing runs
+  std::atomic<std::size_t> done_counter{n};
+  int called = 0;
+  run_cells_shared(ptr.data(), n, done_counter, days, {}, [&](std::size_t c, std::size_t t) { return weather[c][t]; },
+                   [&](std::size_t, std::size_t, const DayOut&) { ++called; });
+  CHECK(called == 0);
 }
