@@ -1,4 +1,4 @@
-// TEM-style WBM: single-precision log and exp on arrays, for the Richards power laws (§5, §13.3).
+// TEM-style WBM: single-precision power laws p^e = exp(e·ln p) on arrays, for the Richards column (§5, §13.3).
 //
 // Written with GCC vector extensions and only + − × ÷, comparisons, conversions and bit operations, never
 // a fused multiply-add, so every lane gives the same bits whatever the instruction set the including file
@@ -66,7 +66,7 @@ inline void exp8r(vf8& x) {
   const vf8 nf = __builtin_convertvector(n, vf8);
   const vf8 r = (x - nf * 0.693359375f) - nf * -2.12194440e-4f;
   const vf8 z = r * r;
-  // Estrin's scheme, as in log8
+  // Estrin's scheme, as in log8r
   const vf8 q45 = r * 1.6666665459e-1f + 5.0000001201e-1f;
   const vf8 q23 = r * 8.3334519073e-3f + 4.1665795894e-2f;
   const vf8 q01 = r * 1.9875691500e-4f + 1.3981999507e-3f;
@@ -79,23 +79,6 @@ inline void exp8r(vf8& x) {
   x = y * pow2;
 }
 
-/// In place over n floats, n a multiple of 8.
-inline void log_inplace(float* p, int n) {
-  for (int k = 0; k < n; k += 8) {
-    vf8 x;
-    std::memcpy(&x, p + k, sizeof x);
-    log8r(x);
-    std::memcpy(p + k, &x, sizeof x);
-  }
-}
-inline void exp_inplace(float* p, int n) {
-  for (int k = 0; k < n; k += 8) {
-    vf8 x;
-    std::memcpy(&x, p + k, sizeof x);
-    exp8r(x);
-    std::memcpy(p + k, &x, sizeof x);
-  }
-}
 /// p_k ← exp(e_k · ln p_k), the power law p^e, over n floats (n a multiple of 8): the product in single
 /// precision, between the log and the exp without leaving the registers.
 inline void pow_inplace(float* p, const float* e, int n) {
