@@ -74,7 +74,7 @@ Soil derive_soil(const Statics& st, const Params& p, const Options& o) {
     s.theta_res[i] = std::min(theta_sat, theta_of_psi(o.psi_dry, theta_sat, psi_sat, b));
     // ŝ at ψ_wilt, lowered by 1e-6 (relative): far beyond the round-off of ψ = ψ_sat·ŝ^(−b), so below it
     // the stress factor is 0 for certain and its exp and log can be skipped (results unchanged)
-    s.s_wilt_skip[i] = o.psi_wilt < psi_sat ? std::pow(o.psi_wilt / psi_sat, -1.0 / b) * (1 - 1e-6) : 0.0;
+    s.s_wilt_skip[i] = o.psi_wilt < psi_sat ? theta_of_psi(o.psi_wilt, 1.0, psi_sat, b) * (1 - 1e-6) : 0.0;
   }
   s.root = root_fractions(s.dz, o.beta_r);
   for (int i = 0; i + 1 < kN; ++i) {  // §13.3 interface constants

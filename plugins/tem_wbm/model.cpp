@@ -121,7 +121,8 @@ void CellBatch::advance(const Forcing* f, DayOut* out, const Slots& slots) {
 }
 
 // The lanes' feed for run_cells: each lane runs one upland cell's days in order, then takes the next cell;
-// wetland cells are run whole, one at a time, when their turn comes.
+// wetland cells, and every cell when a drainage surrogate is slotted (it is called inside the Richards
+// sub-steps), are run whole with Cell::advance when their turn comes.
 class CellFeed final : public LaneFeed {
  public:
   CellFeed(Cell* const* cells, std::size_t n, std::atomic<std::size_t>& next_cell, std::size_t n_days,
@@ -153,7 +154,7 @@ class CellFeed final : public LaneFeed {
       if (c >= n_) return false;
       if (before_first_) before_first_(c);
       Cell& cell = *cells_[c];
-      if (cell.statics_.land != Land::Upland) {
+      if (cell.statics_.land != Land::Upland || slots_.drainage) {
         for (std::size_t t = 0; t < n_days_; ++t) done_(c, t, cell.advance(day_(c, t), slots_));
         continue;
       }
@@ -185,13 +186,6 @@ void run_cells_shared(Cell* const* cells, std::size_t n, std::atomic<std::size_t
                       const std::function<Forcing(std::size_t, std::size_t)>& day,
                       const std::function<void(std::size_t, std::size_t, const DayOut&)>& done, const Slots& slots) {
   if (n == 0) return;
-  if (slots.drainage || n_days == 0) {  // the drainage slot is called inside the sub-steps: one cell at a time
-    for (std::size_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n;) {
-      if (before_first) before_first(c);
-      for (std::size_t t = 0; t < n_days; ++t) done(c, t, cells[c]->advance(day(c, t), slots));
-    }
-    return;
-  }
   CellFeed feed(cells, n, next, n_days, before_first, day, done, slots);
   richards_lanes_stream(feed, cells[0]->options());
 }

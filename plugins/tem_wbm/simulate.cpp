@@ -300,19 +300,8 @@ SpinUpResult spin_up_first_year(Cell& cell, const SiteInputs& in, std::size_t s,
   return spin_up(cell, year.data(), year.size(), slots, cfg.spin_up_tol, cfg.spin_up_max);
 }
 
-void for_each_site(std::size_t ns, int threads, const std::function<void(std::size_t)>& run_site,
+void for_each_site(std::size_t ns, int threads_wanted, const std::function<void(std::size_t)>& run_site,
                    const std::function<void(std::size_t, std::size_t)>& between_chunks) {
-  for_each_site_range(
-      ns, threads,
-      [&](std::size_t first, std::size_t last) {
-        for (std::size_t s = first; s < last; ++s) run_site(s);
-      },
-      between_chunks);
-}
-
-void for_each_site_range(std::size_t ns, int threads_wanted,
-                         const std::function<void(std::size_t, std::size_t)>& run_sites,
-                         const std::function<void(std::size_t, std::size_t)>& between_chunks) {
   // Static partition: fixed chunks of sites, `threads` chunks per wave; results do not depend on it.
   const std::size_t threads = static_cast<std::size_t>(std::max(1, threads_wanted));
   const std::size_t chunk = std::max<std::size_t>(1, std::min<std::size_t>(16, (ns + threads - 1) / threads));
@@ -320,7 +309,7 @@ void for_each_site_range(std::size_t ns, int threads_wanted,
   std::vector<std::exception_ptr> errors(n_chunks);
   auto run_chunk = [&](std::size_t c) {
     try {
-      run_sites(c * chunk, std::min(ns, (c + 1) * chunk));
+      for (std::size_t s = c * chunk; s < std::min(ns, (c + 1) * chunk); ++s) run_site(s);
     } catch (...) {
       errors[c] = std::current_exception();
     }
@@ -364,7 +353,7 @@ void on_threads(int threads_wanted, std::atomic<std::size_t>& next, std::size_t 
 
 SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Table* params,
                         const SimulateConfig& cfg, const Slots& slots,
-                        const std::function<void(std::size_t, std::size_t)>& between_chunks) {
+                        const std::function<void(std::size_t, std::size_t)>& progress) {
   SimulateResult res;
   SiteInputs in = prepare_inputs(forcing, statics, params, cfg);
   res.warnings = in.warnings;
@@ -410,7 +399,7 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
     if (cfg.spin_up && nt > 0) stats[s].spin = spin_up_first_year(cells[s], in, s, cfg, slots);
   };
   auto spin_and_report = [&](std::size_t s) {  // the calling thread: progress and cancellation as it claims
-    if (between_chunks) between_chunks(s, ns);
+    if (progress) progress(s, ns);
     spin(s);
   };
   auto day = [&](std::size_t s, std::size_t t) { return in.day(s, t); };
@@ -433,7 +422,7 @@ SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Ta
   on_threads(cfg.threads, next, ns, [&](bool calling_thread) {
     run_cells_shared(ptr.data(), ns, next, nt, first_day[calling_thread], day, done, slots);
   });
-  if (between_chunks) between_chunks(ns, ns);
+  if (progress) progress(ns, ns);
 
   // ---- warnings (summarised, deterministic) --------------------------------------------------------------
   std::size_t aborted = 0, mass = 0, not_converged = 0;

@@ -71,19 +71,15 @@ SiteInputs prepare_inputs(const Dataset& forcing, const Dataset* statics, const 
 /// the thread count), and between_chunks(done, total) on the calling thread after each wave.
 void for_each_site(std::size_t ns, int threads, const std::function<void(std::size_t)>& run_site,
                    const std::function<void(std::size_t, std::size_t)>& between_chunks = {});
-/// The same in ranges: run_sites(first, last) for the sites [first, last) of each chunk.
-void for_each_site_range(std::size_t ns, int threads,
-                         const std::function<void(std::size_t, std::size_t)>& run_sites,
-                         const std::function<void(std::size_t, std::size_t)>& between_chunks = {});
 
 /// Runs every site of `forcing` (site, time: Pr, SWD, Tair, Vp, optional LAI; daily, contiguous).
 /// `statics` (site: elevation, sand, silt, clay, land, lat) and `params` (columns site + §3.1 code names)
-/// may be null. `between_chunks(done, total)` is called on the calling thread as it takes up a site (done =
+/// may be null. `progress(done, total)` is called on the calling thread as it takes up a site (done =
 /// the sites taken up before it) and once at the end (progress, cancellation: it may throw, and the other
 /// threads then stop taking up sites). Throws NodeError for bad inputs, naming site and date.
 SimulateResult simulate(const Dataset& forcing, const Dataset* statics, const Table* params,
                         const SimulateConfig& cfg, const Slots& slots = {},
-                        const std::function<void(std::size_t, std::size_t)>& between_chunks = {});
+                        const std::function<void(std::size_t, std::size_t)>& progress = {});
 
 /// Names of the `fluxes` output variables, in order.
 const std::vector<std::string>& flux_names();

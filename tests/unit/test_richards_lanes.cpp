@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -268,6 +269,42 @@ TEST_CASE("tem_wbm: CellBatch advances each cell bit for bit as its own advance"
   }
 }
 
+namespace {
+// Cells of statics `st`, each with its own weather (seed seed0 + c), advanced alone: the reference the
+// multi-cell runs are held to. `start`, if given, changes a cell's state before its first day (what
+// before_first may do); `one` holds the cells after their runs.
+struct AloneRuns {
+  std::vector<std::vector<couplet::tem_wbm::Forcing>> weather;
+  std::vector<std::vector<DayOut>> expect;
+  std::vector<Cell> one;
+};
+AloneRuns alone(const std::vector<Statics>& st, std::size_t days, unsigned seed0, void (*start)(Cell&) = nullptr,
+                const Slots& slots = {}) {
+  AloneRuns r;
+  for (std::size_t c = 0; c < st.size(); ++c) {
+    r.weather.push_back(testutil::weather(days, seed0 + c, 5, 14));
+    r.one.emplace_back(st[c], Params{});
+    if (start) start(r.one[c]);
+    r.expect.emplace_back();
+    for (const auto& f : r.weather[c]) r.expect[c].push_back(r.one[c].advance(f, slots));
+  }
+  return r;
+}
+// a drainage surrogate: the slot is called inside the Richards sub-steps, so run_cells runs such cells alone
+struct SlowDrainage final : DrainageSlot {
+  double evaluate(const double* x) const override {  // half the built-in drainage
+    if (x[0] == 0) return 0.5 * x[3] * std::pow(std::clamp(x[1] / x[2], 0.0, 1.0), 2 * x[4] + 3);  // upland: ½ K(θ_N)
+    return 0.5 * x[5];                                                                            // wetland: ½ Q_DRMAX
+  }
+};
+// a start other than the initial state: every layer 10 % wetter
+void wetter(Cell& cell) {
+  State wet = cell.state();
+  for (auto& th : wet.theta) th *= 1.1;
+  cell.set_state(wet);
+}
+}  // namespace
+
 TEST_CASE("tem_wbm: run_cells gives each cell's own days bit for bit") {
   // more cells than lanes (lanes refilled as cells finish), uplands and wetlands, snow winters
   std::vector<Statics> st;
@@ -277,21 +314,11 @@ TEST_CASE("tem_wbm: run_cells gives each cell's own days bit for bit") {
   st[2].land = Land::Wetland;
   st[7].land = Land::Wetland;
   const std::size_t n = st.size(), days = 2 * 365;
-  std::vector<std::vector<couplet::tem_wbm::Forcing>> weather;
-  for (std::size_t c = 0; c < n; ++c) weather.push_back(testutil::weather(days, 100 + c, 5, 14));
-
-  std::vector<Cell> one, many;
-  for (const auto& s : st) {
-    one.emplace_back(s, Params{});
-    many.emplace_back(s, Params{});
-  }
-  std::vector<std::vector<DayOut>> expect(n);
-  for (std::size_t c = 0; c < n; ++c) {
-    State wet = one[c].state();  // a start other than the initial state: what before_first may do
-    for (auto& th : wet.theta) th *= 1.1;
-    one[c].set_state(wet);
-    for (const auto& f : weather[c]) expect[c].push_back(one[c].advance(f));
-  }
+  const AloneRuns ref = alone(st, days, 100, wetter);
+  const auto& weather = ref.weather;
+  const auto& expect = ref.expect;
+  std::vector<Cell> many;
+  for (const auto& s : st) many.emplace_back(s, Params{});
 
   std::vector<Cell*> ptr;
   for (auto& c : many) ptr.push_back(&c);
@@ -301,9 +328,7 @@ TEST_CASE("tem_wbm: run_cells gives each cell's own days bit for bit") {
       ptr.data(), n, days,
       [&](std::size_t c) {
         firsts.push_back(c);
-        State wet = many[c].state();
-        for (auto& th : wet.theta) th *= 1.1;
-        many[c].set_state(wet);
+        wetter(many[c]);
       },
       [&](std::size_t c, std::size_t t) { return weather[c][t]; },
       [&](std::size_t c, std::size_t t, const DayOut& d) {
@@ -314,7 +339,7 @@ TEST_CASE("tem_wbm: run_cells gives each cell's own days bit for bit") {
   CHECK(firsts.size() == n);  // before_first once per cell
   for (std::size_t c = 0; c < n; ++c) {
     CHECK(next_day[c] == days);
-    CHECK(same_layers(many[c].state().theta, one[c].state().theta));
+    CHECK(same_layers(many[c].state().theta, ref.one[c].state().theta));
   }
 }
 
@@ -325,16 +350,11 @@ TEST_CASE("tem_wbm: run_cells_shared on two threads runs every cell once, bit fo
   st[3].land = Land::Wetland;
   st[10].land = Land::Wetland;
   const std::size_t n = st.size(), days = 400;
-  std::vector<std::vector<couplet::tem_wbm::Forcing>> weather;
-  for (std::size_t c = 0; c < n; ++c) weather.push_back(testutil::weather(days, 300 + c, 5, 14));
-  std::vector<Cell> one, many;
-  for (const auto& s : st) {
-    one.emplace_back(s, Params{});
-    many.emplace_back(s, Params{});
-  }
-  std::vector<std::vector<DayOut>> expect(n);
-  for (std::size_t c = 0; c < n; ++c)
-    for (const auto& f : weather[c]) expect[c].push_back(one[c].advance(f));
+  const AloneRuns ref = alone(st, days, 300);
+  const auto& weather = ref.weather;
+  const auto& expect = ref.expect;
+  std::vector<Cell> many;
+  for (const auto& s : st) many.emplace_back(s, Params{});
 
   std::vector<Cell*> ptr;
   for (auto& c : many) ptr.push_back(&c);
@@ -359,7 +379,7 @@ TEST_CASE("tem_wbm: run_cells_shared on two threads runs every cell once, bit fo
     CHECK(next_day[c] == days);
     CHECK(out_of_order[c] == 0);
     CHECK(mismatches[c] == 0);
-    CHECK(same_layers(many[c].state().theta, one[c].state().theta));
+    CHECK(same_layers(many[c].state().theta, ref.one[c].state().theta));
   }
 
   // a counter already at n (another thread stopped the run): nothing runs
@@ -368,4 +388,30 @@ TEST_CASE("tem_wbm: run_cells_shared on two threads runs every cell once, bit fo
   run_cells_shared(ptr.data(), n, done_counter, days, {}, [&](std::size_t c, std::size_t t) { return weather[c][t]; },
                    [&](std::size_t, std::size_t, const DayOut&) { ++called; });
   CHECK(called == 0);
+}
+
+TEST_CASE("tem_wbm: run_cells with a drainage surrogate runs each cell as its own advance") {
+  std::vector<Statics> st{texture(0.8, 0.05), texture(0.4, 0.2), texture(0.2, 0.4), texture(0.5, 0.25),
+                          texture(0.3, 0.3)};
+  st[2].land = Land::Wetland;
+  const SlowDrainage drain;
+  const Slots slots{nullptr, &drain};
+  const std::size_t n = st.size(), days = 200;
+  const AloneRuns ref = alone(st, days, 500, nullptr, slots);
+  std::vector<Cell> many;
+  for (const auto& s : st) many.emplace_back(s, Params{});
+  std::vector<Cell*> ptr;
+  for (auto& c : many) ptr.push_back(&c);
+  std::vector<std::size_t> next_day(n, 0);
+  long mismatches = 0, out_of_order = 0;
+  run_cells(
+      ptr.data(), n, days, {}, [&](std::size_t c, std::size_t t) { return ref.weather[c][t]; },
+      [&](std::size_t c, std::size_t t, const DayOut& d) {
+        out_of_order += t != next_day[c]++;
+        mismatches += !same_outputs(d, ref.expect[c][t]);
+      },
+      slots);
+  CHECK(mismatches == 0);
+  CHECK(out_of_order == 0);
+  for (std::size_t c = 0; c < n; ++c) CHECK(next_day[c] == days);
 }
