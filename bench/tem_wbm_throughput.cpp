@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -29,6 +30,16 @@ using namespace couplet::tem_wbm;
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
+
+// cos(2π(doy − 200)/365) for doy 1…365, computed once (the same values as computing it every cell-day).
+const std::array<double, 366>& seasonal_cycle() {
+  static const std::array<double, 366> table = [] {
+    std::array<double, 366> t{};
+    for (int doy = 1; doy <= 365; ++doy) t[doy] = std::cos(2 * kPi * (doy - 200) / 365.0);
+    return t;
+  }();
+  return table;
+}
 
 // A cell's statics and weather, deterministic in the cell index (so any thread split gives the same run).
 struct SyntheticCell {
@@ -57,7 +68,7 @@ struct SyntheticCell {
     std::uniform_real_distribution<double> u(0, 1);
     std::normal_distribution<double> n(0, 1);
     const int doy = d % 365 + 1;
-    const double season = std::cos(2 * kPi * (doy - 200) / 365.0) * (lat >= 0 ? 1 : -1);
+    const double season = seasonal_cycle()[doy] * (lat >= 0 ? 1 : -1);
     Forcing f;
     f.doy = doy;
     f.T = t_mean + t_amp * season + 3 * n(rng);

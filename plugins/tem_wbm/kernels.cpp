@@ -61,6 +61,7 @@ Soil derive_soil(const Statics& st, const Params& p, const Options& o) {
   for (int i = 0; i < kN; ++i) {
     s.z_top[i] = top;
     s.z_node[i] = top + s.dz[i] / 2;
+    s.ssm_mm[i] = std::max(0.0, std::min(top + s.dz[i], 100.0) - std::max(top, 0.0));
     top += s.dz[i];
   }
   s.Z = top;
@@ -334,7 +335,7 @@ void et_slot_physics(const double* x, const Params& p, const Options& o, double*
 double upland_ssm(const Layers& theta, const Soil& s) {
   double sum = 0;
   for (int i = 0; i < kN; ++i)
-    sum += theta[i] * std::max(0.0, std::min(s.z_top[i] + s.dz[i], 100.0) - std::max(s.z_top[i], 0.0));
+    sum += theta[i] * s.ssm_mm[i];
   return sum / 100.0;
 }
 

@@ -1,6 +1,7 @@
 // TEM-style WBM: the daily driver (spec §15), wetland day (§14.3), mass checks (§16), spin-up (§18).
 #include "tem_wbm/model.hpp"
 
+#include <cstring>
 #include <stdexcept>
 
 namespace couplet::tem_wbm {
@@ -297,7 +298,7 @@ void Cell::wetland_day(DayOut& d, const Forcing& f, const Slots& slots) {
   const double LAI = std::max(0.0, f.LAI);
   double& W = state_.W;
   // §14.3.1 layer means from z_wt^n
-  const Layers th = wetland_layers(state_.z_wt, s, opt_);
+  const Layers th = wetland_layers_at(state_.z_wt);
   evapotranspiration(d, f, th, LAI, slots);
 
   // §14.3.2 column cap on the evaporative sinks (allocation by layer is diagnostic only)
@@ -331,7 +332,15 @@ void Cell::wetland_day(DayOut& d, const Forcing& f, const Slots& slots) {
   state_.z_wt = wetland_zwt(W, s, opt_);
   d.z_wt = state_.z_wt;
   d.SSM = wetland_ssm(state_.z_wt, s, opt_);
-  d.theta = wetland_layers(state_.z_wt, s, opt_);
+  d.theta = wetland_layers_at(state_.z_wt);
+}
+
+const Layers& Cell::wetland_layers_at(double z_wt) {
+  if (std::memcmp(&z_wt, &wl_zwt_, sizeof z_wt) != 0) {
+    wl_theta_ = wetland_layers(z_wt, soil_, opt_);
+    wl_zwt_ = z_wt;
+  }
+  return wl_theta_;
 }
 
 SpinUpResult spin_up(Cell& cell, const Forcing* days, std::size_t n_days, const Slots& slots, double tol,

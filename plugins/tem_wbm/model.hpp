@@ -109,6 +109,10 @@ class Cell {
   State state_;
   double pressure_ = 0;  ///< air_pressure(elevation) [Pa], constant (§6)
   double tan_lat_ = 0;   ///< tan_latitude(lat), constant (§6)
+  // wetland_layers at z_wt = wl_zwt_ (bitwise): a day starts at the z_wt the previous one ended with
+  Layers wl_theta_{};
+  double wl_zwt_ = kNaN;
+  const Layers& wetland_layers_at(double z_wt);
 };
 
 /// Up to kLanes cells advanced together day by day, their upland Richards stages in the lanes of

@@ -94,19 +94,18 @@ Step solve(const Linearisation& L, double dt, const Soil& s) {
   const Layers& A = L.A;
   const Layers& B = L.B;
   Step st;
-  Layers av, bv, cv, p, u, inv_p, cp, rp;
+  Layers bv, cv, p, u, inv_p, cp, rp;
   const double inv_dt = 1 / dt;
-  for (int i = 0; i < kN; ++i) {
-    av[i] = i > 0 ? -A[i - 1] : 0.0;
+  for (int i = 0; i < kN; ++i) {  // the sub-diagonal a_i = −A_{i−1} enters below with its sign folded in
     bv[i] = s.dz[i] * inv_dt - (i > 0 ? B[i - 1] : 0.0) + A[i];
     cv[i] = i < N ? B[i] : 0.0;
   }
   p[0] = bv[0];
   u[0] = 0.0 - q[0];
   for (int i = 1; i < kN; ++i) {
-    const double e = av[i] * cv[i - 1];
-    p[i] = bv[i] * p[i - 1] - (i > 1 ? e * p[i - 2] : e);
-    u[i] = (q[i - 1] - q[i]) * p[i - 1] - av[i] * u[i - 1];
+    const double e = A[i - 1] * cv[i - 1];  // −a_i·c_{i−1}
+    p[i] = bv[i] * p[i - 1] + (i > 1 ? e * p[i - 2] : e);
+    u[i] = (q[i - 1] - q[i]) * p[i - 1] + A[i - 1] * u[i - 1];
   }
   for (int i = 0; i < kN; ++i) inv_p[i] = 1 / p[i];
   for (int i = 0; i < kN; ++i) {

@@ -32,7 +32,7 @@ void set_lane(SoilLanes& g, int l, const Soil& s) {
     g.inv_theta_sat[i][l] = s.inv_theta_sat[i];
     g.theta_res[i][l] = s.theta_res[i];
     g.dz[i][l] = s.dz[i];
-    g.b[i][l] = s.b[i];
+    g.neg_b[i][l] = -s.b[i];
     g.psi_sat[i][l] = s.psi_sat[i];
   }
   for (int k = 0; k < N; ++k) {

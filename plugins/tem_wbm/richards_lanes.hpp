@@ -20,7 +20,7 @@ inline constexpr int kLanes = 4;
 /// own layout).
 struct SoilLanes {
   double theta_sat[kN][kLanes], inv_theta_sat[kN][kLanes], theta_res[kN][kLanes], dz[kN][kLanes];
-  double b[kN][kLanes], psi_sat[kN][kLanes];
+  double neg_b[kN][kLanes], psi_sat[kN][kLanes];  // neg_b = −b: no negation per sub-step
   double theta_sat_if[kN - 1][kLanes], inv_theta_sat_if[kN - 1][kLanes], k_if[kN - 1][kLanes];
   double k_exp_if[kN - 1][kLanes], inv_d[kN - 1][kLanes];
   double k_sat_top[kLanes], k_sat_bottom[kLanes], k_exp_bottom[kLanes];

@@ -106,6 +106,8 @@ struct Soil {
   Layers theta_sat{}, k_sat{}, psi_sat{}, b{};
   Layers theta_fc{}, theta_wilt{}, theta_res{};
   Layers dz{}, z_top{}, z_node{}, root{};
+  // thickness of each layer within the top 100 mm (§13.8's SSM weights, times 100)
+  Layers ssm_mm{};
   // interfaces i+½, i = 0..N−2 (§13.3): spacing, harmonic-mean k_sat, mean b, θ_sat sum
   std::array<double, kN - 1> d{}, k_if{}, b_if{}, theta_sat_if{};
   // Clapp–Hornberger K exponents 2b+3 per layer and 2b̄+3 per interface (§13.3), hoisted out of the sub-steps

@@ -23,12 +23,28 @@ typedef std::int32_t vi8 __attribute__((vector_size(32)));
 // 32-byte vector argument in a file compiled without AVX would have an ABI of its own.
 #define COUPLET_SPLAT(x) (vf8{} + (x))
 
+/// x ← std::max(x, c) and x ← std::min(x, c) (x NaN stays NaN): under AVX one vmaxps / vminps with the
+/// operands swapped (the same selection, NaN included), which GCC 12 does not find for these forms.
+inline void max8(vf8& x, const vf8& c) {
+#ifdef __AVX__
+  x = __builtin_ia32_maxps256(c, x);
+#else
+  x = x < c ? c : x;
+#endif
+}
+inline void min8(vf8& x, const vf8& c) {
+#ifdef __AVX__
+  x = __builtin_ia32_minps256(c, x);
+#else
+  x = c < x ? c : x;
+#endif
+}
+
 /// ln x for x in [FLT_MIN, FLT_MAX] (smaller x, zero and negatives included, give ln FLT_MIN ≈ −87.3: the
 /// power laws that use it underflow either way); NaN gives NaN. Not for +infinity.
 inline void log8r(vf8& x) {
   const vf8 in = x;
-  const vf8 min_normal = COUPLET_SPLAT(1.17549435e-38f);
-  x = x < min_normal ? min_normal : x;
+  max8(x, COUPLET_SPLAT(1.17549435e-38f));
   vi8 bits;
   std::memcpy(&bits, &x, sizeof bits);
   vi8 e = (bits >> 23) - 126;  // x = m·2^e, m in [0.5, 1)
@@ -57,8 +73,8 @@ inline void log8r(vf8& x) {
 
 /// e^x for x in [−87, 88]; outside, x is clamped there (−∞ gives e^−87 ≈ 1.6e-38, never 0 or infinity).
 inline void exp8r(vf8& x) {
-  x = x < COUPLET_SPLAT(-87.0f) ? COUPLET_SPLAT(-87.0f) : x;
-  x = x > COUPLET_SPLAT(88.0f) ? COUPLET_SPLAT(88.0f) : x;
+  max8(x, COUPLET_SPLAT(-87.0f));
+  min8(x, COUPLET_SPLAT(88.0f));
   // n = round(x / ln 2): truncation of x·log2(e) ± 0.5 toward zero
   const vf8 t = x * 1.44269504088896341f;
   const vf8 half = t < COUPLET_SPLAT(0.0f) ? COUPLET_SPLAT(-0.5f) : COUPLET_SPLAT(0.5f);
