@@ -345,15 +345,18 @@ void run_truth_node(Context& ctx) {
     const auto &pr = get("Pr"), &sw = get("SWD"), &ta = get("Tair"), &vp = get("Vp"), &lai = get("LAI");
     std::vector<std::vector<float>> tv(7, std::vector<float>(m * nt));
     std::vector<float> rv(m * nt), ov(m * no);
+    // the block's cells together: their upland days in the model's SIMD lanes (the same bits as one at a time)
+    std::vector<sy::CellTruth> truths;
+    std::size_t rejected = 0;
+    try {
+      truths = sy::run_truth_block(st.data() + first, par.data() + first, irrigated.data() + first, m, pr.data(),
+                                   sw.data(), ta.data(), vp.data(), lai.data(), doy, tc, &rejected);
+    } catch (const std::invalid_argument& e) {
+      throw NodeError("site '" + sites[first + rejected] + "': hidden parameters rejected by the model: " + e.what());
+    }
     for (std::size_t k = 0; k < m; ++k) {
       const std::size_t i = first + k, o = k * nt;
-      sy::CellTruth t;
-      try {
-        t = sy::run_truth(st[i], par[i], irrigated[i], pr.data() + o, sw.data() + o, ta.data() + o, vp.data() + o,
-                          lai.data() + o, doy, tc);
-      } catch (const std::invalid_argument& e) {
-        throw NodeError("site '" + sites[i] + "': hidden parameters rejected by the model: " + e.what());
-      }
+      const sy::CellTruth& t = truths[k];
       if (t.aborted_days) {
         aborted += t.aborted_days;
         ++aborted_cells;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
+#include <utility>
 
 namespace couplet::synth {
 
@@ -296,66 +297,99 @@ CellWeather World::weather(std::size_t i, const CellWorld& w) const {
 
 // ---- truth ------------------------------------------------------------------------------------------
 
+std::vector<CellTruth> run_truth_block(const tem_wbm::Statics* st, const tem_wbm::Params* p, const char* irrigated,
+                                       std::size_t n, const float* Pr, const float* SWD, const float* Tair,
+                                       const float* Vp, const float* LAI, const std::vector<int>& doy,
+                                       const TruthConfig& c, std::size_t* rejected) {
+  const std::size_t nd = doy.size();
+  const std::size_t year = std::min<std::size_t>(365, nd);
+  const std::size_t spin = static_cast<std::size_t>(std::max(0, c.spinup_years)) * year;
+  std::vector<tem_wbm::Cell> cells;
+  cells.reserve(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    try {
+      cells.emplace_back(st[k], p[k], c.options);
+    } catch (const std::invalid_argument&) {
+      if (rejected) *rejected = k;
+      throw;
+    }
+  }
+  std::vector<CellTruth> truth(n);
+  struct Irrigation {
+    bool can = false, pending = false;  // irrigated upland; water decided yesterday
+    double added = 0;                   // what entered today
+  };
+  std::vector<Irrigation> irr(n);
+  std::vector<tem_wbm::Cell*> ptr(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    CellTruth& t = truth[k];
+    t.theta_sat_top = st[k].land == tem_wbm::Land::Wetland ? cells[k].soil().w_theta_sat : cells[k].soil().theta_sat[0];
+    for (auto* v : {&t.SSM, &t.SWE, &t.W_soil, &t.ET, &t.RO, &t.DR, &t.irrigation}) v->assign(nd, NAN);
+    irr[k].can = irrigated[k] && st[k].land == tem_wbm::Land::Upland;
+    ptr[k] = &cells[k];
+  }
+  // Model day t of a cell: the spin-up repeats the first year, then the days in order.
+  auto day_index = [&](std::size_t t) { return t < spin ? t % year : t - spin; };
+
+  // Before each day: irrigation decided yesterday enters first (through set_state, which the model sees at
+  // the start of the day), then the day's forcing.
+  auto day = [&](std::size_t k, std::size_t t) {
+    tem_wbm::Cell& cell = cells[k];
+    Irrigation& ir = irr[k];
+    ir.added = 0;
+    if (ir.pending) {
+      const auto& soil = cell.soil();
+      tem_wbm::State s = cell.state();
+      double need = 0;
+      for (int i = 0; i < 2; ++i) need += std::max(0.0, soil.theta_fc[i] - s.theta[i]) * soil.dz[i];
+      if (need > 0) {
+        const double f = std::min(1.0, c.irrigation_amount / need);
+        for (int i = 0; i < 2; ++i) s.theta[i] += f * std::max(0.0, soil.theta_fc[i] - s.theta[i]);
+        const double before = cell.water();
+        cell.set_state(s);
+        ir.added = cell.water() - before;  // what set_state kept, so the budget closes exactly
+      }
+      ir.pending = false;
+    }
+    const std::size_t o = k * nd + day_index(t);
+    tem_wbm::Forcing f;
+    f.Pr = Pr[o];
+    f.SWD = SWD[o];
+    f.T = Tair[o];
+    f.Vp = Vp[o];
+    f.LAI = LAI[o];
+    f.doy = doy[day_index(t)];
+    return f;
+  };
+  auto done = [&](std::size_t k, std::size_t t, const tem_wbm::DayOut& out) {
+    const std::size_t d = day_index(t);
+    const tem_wbm::Cell& cell = cells[k];
+    Irrigation& ir = irr[k];
+    ir.pending = ir.can && Tair[k * nd + d] >= c.irrigation_min_tair &&
+                 cell.state().theta[0] < c.irrigation_threshold * cell.soil().theta_fc[0];
+    if (t < spin) return;
+    CellTruth& tr = truth[k];
+    tr.irrigation[d] = static_cast<float>(ir.added);
+    if (out.flags & kAbort) {
+      ++tr.aborted_days;
+      return;
+    }
+    tr.SSM[d] = static_cast<float>(out.SSM);
+    tr.SWE[d] = static_cast<float>(out.SWE);
+    tr.W_soil[d] = static_cast<float>(out.W_soil);
+    tr.ET[d] = static_cast<float>(out.ET_total);
+    tr.RO[d] = static_cast<float>(out.RO);
+    tr.DR[d] = static_cast<float>(out.DR);
+  };
+  tem_wbm::run_cells(ptr.data(), n, spin + nd, {}, day, done);
+  return truth;
+}
+
 CellTruth run_truth(const tem_wbm::Statics& st, const tem_wbm::Params& p, bool irrigated, const float* Pr,
                     const float* SWD, const float* Tair, const float* Vp, const float* LAI,
                     const std::vector<int>& doy, const TruthConfig& c) {
-  const std::size_t n = doy.size();
-  tem_wbm::Cell cell(st, p, c.options);
-  CellTruth t;
-  t.theta_sat_top = st.land == tem_wbm::Land::Wetland ? cell.soil().w_theta_sat : cell.soil().theta_sat[0];
-  for (auto* v : {&t.SSM, &t.SWE, &t.W_soil, &t.ET, &t.RO, &t.DR, &t.irrigation}) v->assign(n, NAN);
-  const bool can_irrigate = irrigated && st.land == tem_wbm::Land::Upland;
-  const auto& soil = cell.soil();
-  bool pending = false;
-
-  // One day: irrigation decided yesterday enters first, then the model steps. Returns the water added.
-  auto step = [&](std::size_t d, tem_wbm::DayOut& out) {
-    double added = 0;
-    if (pending) {
-      tem_wbm::State s = cell.state();
-      double need = 0;
-      for (int k = 0; k < 2; ++k) need += std::max(0.0, soil.theta_fc[k] - s.theta[k]) * soil.dz[k];
-      if (need > 0) {
-        const double f = std::min(1.0, c.irrigation_amount / need);
-        for (int k = 0; k < 2; ++k) s.theta[k] += f * std::max(0.0, soil.theta_fc[k] - s.theta[k]);
-        const double before = cell.water();
-        cell.set_state(s);
-        added = cell.water() - before;  // what set_state kept, so the budget closes exactly
-      }
-      pending = false;
-    }
-    tem_wbm::Forcing f;
-    f.Pr = Pr[d];
-    f.SWD = SWD[d];
-    f.T = Tair[d];
-    f.Vp = Vp[d];
-    f.LAI = LAI[d];
-    f.doy = doy[d];
-    out = cell.advance(f);
-    pending = can_irrigate && Tair[d] >= c.irrigation_min_tair &&
-              cell.state().theta[0] < c.irrigation_threshold * soil.theta_fc[0];
-    return added;
-  };
-
-  tem_wbm::DayOut out;
-  const std::size_t year = std::min<std::size_t>(365, n);
-  for (int y = 0; y < c.spinup_years; ++y)
-    for (std::size_t d = 0; d < year; ++d) step(d, out);
-  for (std::size_t d = 0; d < n; ++d) {
-    const double added = step(d, out);
-    t.irrigation[d] = static_cast<float>(added);
-    if (out.flags & kAbort) {
-      ++t.aborted_days;
-      continue;
-    }
-    t.SSM[d] = static_cast<float>(out.SSM);
-    t.SWE[d] = static_cast<float>(out.SWE);
-    t.W_soil[d] = static_cast<float>(out.W_soil);
-    t.ET[d] = static_cast<float>(out.ET_total);
-    t.RO[d] = static_cast<float>(out.RO);
-    t.DR[d] = static_cast<float>(out.DR);
-  }
-  return t;
+  const char irr = irrigated ? 1 : 0;
+  return std::move(run_truth_block(&st, &p, &irr, 1, Pr, SWD, Tair, Vp, LAI, doy, c).front());
 }
 
 // ---- products ---------------------------------------------------------------------------------------

@@ -146,6 +146,14 @@ struct CellTruth {
 CellTruth run_truth(const tem_wbm::Statics& st, const tem_wbm::Params& p, bool irrigated, const float* Pr,
                     const float* SWD, const float* Tair, const float* Vp, const float* LAI,
                     const std::vector<int>& doy, const TruthConfig& c);
+/// run_truth for n cells at once, their upland days in the model's SIMD lanes (tem_wbm::run_cells): the same
+/// bits as run_truth on each. Cell k has statics st[k], parameters p[k], irrigated[k] (non-zero: irrigated)
+/// and its forcing at Pr + k·doy.size() (the same for SWD, Tair, Vp, LAI). If the model rejects a cell's
+/// parameters, throws its std::invalid_argument with *rejected (if given) = k, the first such cell.
+std::vector<CellTruth> run_truth_block(const tem_wbm::Statics* st, const tem_wbm::Params* p, const char* irrigated,
+                                       std::size_t n, const float* Pr, const float* SWD, const float* Tair,
+                                       const float* Vp, const float* LAI, const std::vector<int>& doy,
+                                       const TruthConfig& c, std::size_t* rejected = nullptr);
 
 struct ProductConfig {
   double rean_scale_sd = 0.15;   ///< sd of log of the multiplicative bias field

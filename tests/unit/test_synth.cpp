@@ -10,6 +10,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
+#include <utility>
 #include <numeric>
 
 using namespace couplet;
@@ -180,6 +182,102 @@ TEST_CASE("synth: truth SSM within physical bounds, water budget closed with irr
   }
   CHECK(irrigated_cells > 0);
   CHECK(irrigation_total > 0);
+}
+
+namespace {
+// The truth of one cell the plain way, Cell::advance one day at a time (what run_truth did before it ran
+// cells in the model's lanes): the reference for run_truth_block.
+sy::CellTruth truth_one_by_one(const sy::CellWorld& cw, const sy::CellWeather& w, const std::vector<int>& doy,
+                               const sy::TruthConfig& c) {
+  const std::size_t n = doy.size();
+  tem_wbm::Cell cell(cw.statics, cw.params, c.options);
+  sy::CellTruth t;
+  for (auto* v : {&t.SSM, &t.SWE, &t.W_soil, &t.ET, &t.RO, &t.DR, &t.irrigation}) v->assign(n, NAN);
+  const bool can = cw.irrigated && cw.statics.land == tem_wbm::Land::Upland;
+  const auto& soil = cell.soil();
+  bool pending = false;
+  auto step = [&](std::size_t d, tem_wbm::DayOut& out) {
+    double added = 0;
+    if (pending) {
+      tem_wbm::State s = cell.state();
+      double need = 0;
+      for (int k = 0; k < 2; ++k) need += std::max(0.0, soil.theta_fc[k] - s.theta[k]) * soil.dz[k];
+      if (need > 0) {
+        const double f = std::min(1.0, c.irrigation_amount / need);
+        for (int k = 0; k < 2; ++k) s.theta[k] += f * std::max(0.0, soil.theta_fc[k] - s.theta[k]);
+        const double before = cell.water();
+        cell.set_state(s);
+        added = cell.water() - before;
+      }
+      pending = false;
+    }
+    tem_wbm::Forcing f;
+    f.Pr = w.Pr[d], f.SWD = w.SWD[d], f.T = w.Tair[d], f.Vp = w.Vp[d], f.LAI = w.LAI[d], f.doy = doy[d];
+    out = cell.advance(f);
+    pending = can && w.Tair[d] >= c.irrigation_min_tair && cell.state().theta[0] < c.irrigation_threshold * soil.theta_fc[0];
+    return added;
+  };
+  tem_wbm::DayOut out;
+  for (int y = 0; y < c.spinup_years; ++y)
+    for (std::size_t d = 0; d < std::min<std::size_t>(365, n); ++d) step(d, out);
+  for (std::size_t d = 0; d < n; ++d) {
+    t.irrigation[d] = static_cast<float>(step(d, out));
+    if (out.flags & (tem_wbm::kFlagSubstepLimit | tem_wbm::kFlagNonFinite | tem_wbm::kFlagDeficit)) continue;
+    t.SSM[d] = static_cast<float>(out.SSM), t.SWE[d] = static_cast<float>(out.SWE);
+    t.W_soil[d] = static_cast<float>(out.W_soil), t.ET[d] = static_cast<float>(out.ET_total);
+    t.RO[d] = static_cast<float>(out.RO), t.DR[d] = static_cast<float>(out.DR);
+  }
+  return t;
+}
+}  // namespace
+
+TEST_CASE("synth: run_truth_block gives each cell's one-by-one truth bit for bit (lanes, wetlands, irrigation)") {
+  sy::WorldConfig c = small_world();
+  c.irrigated_fraction = 0.5;
+  const sy::World world(c);
+  const std::vector<double> days = world.days();
+  std::vector<int> doy(days.size());
+  for (std::size_t d = 0; d < days.size(); ++d) doy[d] = day_of_year(static_cast<std::int64_t>(days[d]));
+  sy::TruthConfig tc;
+  tc.spinup_years = 1;
+  // every sixth cell, and the world's first wetlands
+  std::vector<std::size_t> pick;
+  for (std::size_t i = 0; i < world.n_cells(); ++i)
+    if (i % 6 == 0 || (world.cell(i).statics.land == tem_wbm::Land::Wetland && pick.size() < 16)) pick.push_back(i);
+  const std::size_t n = pick.size(), nd = days.size();
+  std::vector<tem_wbm::Statics> st;
+  std::vector<tem_wbm::Params> par;
+  std::vector<char> irr;
+  std::vector<float> Pr, SWD, Tair, Vp, LAI;
+  std::vector<sy::CellTruth> ref;
+  std::size_t wetlands = 0, irrigated = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = pick[k];
+    const sy::CellWorld cw = world.cell(i);
+    const sy::CellWeather w = world.weather(i, cw);
+    st.push_back(cw.statics), par.push_back(cw.params), irr.push_back(cw.irrigated ? 1 : 0);
+    wetlands += cw.statics.land == tem_wbm::Land::Wetland;
+    irrigated += cw.irrigated && cw.statics.land == tem_wbm::Land::Upland;
+    for (auto [to, from] : {std::pair{&Pr, &w.Pr}, {&SWD, &w.SWD}, {&Tair, &w.Tair}, {&Vp, &w.Vp}, {&LAI, &w.LAI}})
+      to->insert(to->end(), from->begin(), from->end());
+    ref.push_back(truth_one_by_one(cw, w, doy, tc));
+  }
+  MESSAGE(n, " cells: ", wetlands, " wetland, ", irrigated, " irrigated uplands");
+  CHECK(wetlands > 0);
+  const auto got = sy::run_truth_block(st.data(), par.data(), irr.data(), n, Pr.data(), SWD.data(), Tair.data(),
+                                       Vp.data(), LAI.data(), doy, tc);
+  REQUIRE(got.size() == n);
+  double irrigation = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::vector<float>* a[] = {&got[k].SSM, &got[k].SWE, &got[k].W_soil, &got[k].ET, &got[k].RO, &got[k].DR, &got[k].irrigation};
+    const std::vector<float>* b[] = {&ref[k].SSM, &ref[k].SWE, &ref[k].W_soil, &ref[k].ET, &ref[k].RO, &ref[k].DR, &ref[k].irrigation};
+    for (int v = 0; v < 7; ++v) {
+      REQUIRE(a[v]->size() == nd);
+      CHECK(std::memcmp(a[v]->data(), b[v]->data(), nd * sizeof(float)) == 0);
+    }
+    for (float x : got[k].irrigation) irrigation += x;
+  }
+  CHECK(irrigation > 0);  // the irrigation path was exercised
 }
 
 TEST_CASE("synth: observation gaps and revisit follow the parameters, the reanalysis is complete and biased") {
