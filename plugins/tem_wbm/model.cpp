@@ -343,24 +343,59 @@ const Layers& Cell::wetland_layers_at(double z_wt) {
   return wl_theta_;
 }
 
-SpinUpResult spin_up(Cell& cell, const Forcing* days, std::size_t n_days, const Slots& slots, double tol,
-                     int max_cycles) {
-  SpinUpResult r;
+std::vector<SpinUpResult> spin_up_cells(Cell* const* cells, std::size_t n, std::size_t n_days,
+                                        const std::function<Forcing(std::size_t, std::size_t)>& day,
+                                        const Slots& slots, double tol, int max_cycles) {
+  std::vector<SpinUpResult> r(n);
   if (n_days == 0) return r;
-  double W_prev = cell.water(), SWE_prev = cell.state().SWE;
-  for (int cycle = 1; cycle <= max_cycles; ++cycle) {
-    for (std::size_t t = 0; t < n_days; ++t) cell.advance(days[t], slots);
-    r.cycles = cycle;
-    r.dW = cell.water() - W_prev;
-    r.dSWE = cell.state().SWE - SWE_prev;
-    if (std::fabs(r.dW) < tol && std::fabs(r.dSWE) < tol) {
-      r.converged = true;
-      break;
+  std::vector<double> W_prev(n), SWE_prev(n);
+  std::vector<std::size_t> active(n);
+  for (std::size_t c = 0; c < n; ++c) {
+    W_prev[c] = cells[c]->water();
+    SWE_prev[c] = cells[c]->state().SWE;
+    active[c] = c;
+  }
+  // Each cycle runs the cells not yet converged through the year together (run_cells: bit-identical to
+  // advancing each alone; a single cell goes alone, a lone lane would cost more), then checks each one's
+  // year-end change.
+  std::vector<Cell*> ptr;
+  std::vector<std::size_t> still;
+  const std::function<void(std::size_t)> none;
+  const std::function<void(std::size_t, std::size_t, const DayOut&)> ignore = [](std::size_t, std::size_t, const DayOut&) {};
+  for (int cycle = 1; cycle <= max_cycles && !active.empty(); ++cycle) {
+    if (active.size() == 1) {
+      for (std::size_t t = 0; t < n_days; ++t) cells[active[0]]->advance(day(active[0], t), slots);
+    } else {
+      ptr.clear();
+      for (std::size_t c : active) ptr.push_back(cells[c]);
+      run_cells(ptr.data(), ptr.size(), n_days, none,
+                [&](std::size_t k, std::size_t t) { return day(active[k], t); }, ignore, slots);
     }
-    W_prev = cell.water();
-    SWE_prev = cell.state().SWE;
+    still.clear();
+    for (std::size_t c : active) {
+      const Cell& cell = *cells[c];
+      r[c].cycles = cycle;
+      r[c].dW = cell.water() - W_prev[c];
+      r[c].dSWE = cell.state().SWE - SWE_prev[c];
+      if (std::fabs(r[c].dW) < tol && std::fabs(r[c].dSWE) < tol) {
+        r[c].converged = true;
+        continue;
+      }
+      W_prev[c] = cell.water();
+      SWE_prev[c] = cell.state().SWE;
+      still.push_back(c);
+    }
+    active.swap(still);
   }
   return r;
+}
+
+SpinUpResult spin_up(Cell& cell, const Forcing* days, std::size_t n_days, const Slots& slots, double tol,
+                     int max_cycles) {
+  Cell* one = &cell;
+  return spin_up_cells(&one, 1, n_days, [days](std::size_t, std::size_t t) { return days[t]; }, slots, tol,
+                       max_cycles)
+      .front();
 }
 
 }  // namespace couplet::tem_wbm
