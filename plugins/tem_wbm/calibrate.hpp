@@ -16,6 +16,8 @@ namespace couplet::tem_wbm {
 
 /// Called on each fresh Cell before day 0 (e.g. the §18 spin-up with the candidate's parameters); may be empty.
 using PrepareCell = std::function<void(Cell&)>;
+/// The same for many fresh cells at once (e.g. spin_up_cells on the site's first year: in the SIMD lanes).
+using PrepareCells = std::function<void(Cell* const*, std::size_t)>;
 
 struct CalibratedParam {
   std::string name;  ///< §3.1 code name

@@ -99,7 +99,7 @@ std::vector<double> effective_values(const Statics& statics, const Params& start
 std::vector<InverseSample> sample_inverse(const Statics& statics, const Params& start, const Options& options,
                                           const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
                                           const double* obs, std::size_t first, int draws, double prior_spread,
-                                          double noise, std::uint64_t seed, const PrepareCell& prepare) {
+                                          double noise, std::uint64_t seed, const PrepareCells& prepare) {
   const auto& spec = calibrated_params(statics.land);
   std::vector<optimize::Bound> bounds;
   for (const auto& c : spec) bounds.push_back(c.bound);
@@ -117,18 +117,48 @@ std::vector<InverseSample> sample_inverse(const Statics& statics, const Params& 
   }
   std::vector<InverseSample> out;
   std::vector<double> seen(n_days, kNaN);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::vector<double> ssm = ssm_series(statics, with_values(start, spec, optimize::from_unit(u[i], bounds)),
-                                               options, day, n_days, prepare);
-    // The noise is drawn for every observed day even for a rejected set, so later draws do not depend on it.
-    for (std::size_t t = 0; t < n_days; ++t) {
-      seen[t] = kNaN;
-      if (t < first || std::isnan(obs[t])) continue;
-      const double e = noise > 0 ? noise * z(rng) : 0.0;
-      if (!ssm.empty()) seen[t] = ssm[t] + e;
+  // The draws simulated kBatch at a time, together (prepare, then run_cells: upland days in the SIMD lanes,
+  // each draw's series as ssm_series would give it), then scored one by one in order.
+  constexpr std::size_t kBatch = 64;
+  std::vector<Forcing> days(n_days);
+  for (std::size_t t = 0; t < n_days; ++t) days[t] = day(t);
+  for (std::size_t b0 = 0; b0 < n; b0 += kBatch) {
+    const std::size_t nb = std::min(kBatch, n - b0);
+    std::vector<Cell> cells;
+    std::vector<std::size_t> draw_of;  // the batch's valid draws (§17 rejects the rest)
+    cells.reserve(nb);
+    for (std::size_t k = 0; k < nb; ++k) {
+      try {
+        cells.emplace_back(statics, with_values(start, spec, optimize::from_unit(u[b0 + k], bounds)), options);
+        draw_of.push_back(k);
+      } catch (const std::invalid_argument&) {
+      }
     }
-    if (ssm.empty()) continue;
-    out.push_back({u[i], ssm_signature(seen.data(), first, n_days, day, statics)});
+    std::vector<Cell*> ptr;
+    for (auto& c : cells) ptr.push_back(&c);
+    if (prepare && !ptr.empty()) prepare(ptr.data(), ptr.size());
+    std::vector<std::vector<double>> ssm(nb);
+    for (std::size_t j = 0; j < cells.size(); ++j) ssm[draw_of[j]].assign(n_days, kNaN);
+    std::vector<char> aborted(cells.size(), 0);
+    run_cells(
+        ptr.data(), ptr.size(), n_days, {}, [&](std::size_t, std::size_t t) { return days[t]; },
+        [&](std::size_t j, std::size_t t, const DayOut& d) {
+          if (d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit)) aborted[j] = 1;
+          ssm[draw_of[j]][t] = d.SSM;
+        });
+    for (std::size_t j = 0; j < cells.size(); ++j)
+      if (aborted[j]) ssm[draw_of[j]].clear();  // a day aborted: the set is rejected, as ssm_series does
+    for (std::size_t k = 0; k < nb; ++k) {
+      // The noise is drawn for every observed day even for a rejected set, so later draws do not depend on it.
+      for (std::size_t t = 0; t < n_days; ++t) {
+        seen[t] = kNaN;
+        if (t < first || std::isnan(obs[t])) continue;
+        const double e = noise > 0 ? noise * z(rng) : 0.0;
+        if (!ssm[k].empty()) seen[t] = ssm[k][t] + e;
+      }
+      if (ssm[k].empty()) continue;
+      out.push_back({u[b0 + k], ssm_signature(seen.data(), first, n_days, day, statics)});
+    }
   }
   return out;
 }

@@ -43,9 +43,11 @@ std::vector<double> effective_values(const Statics& statics, const Params& start
 /// those members changed; the SSM kept on the days `obs` is not NaN (from
 /// `first`), plus normal noise of sd `noise` (the observation error), and its signature. Rejected parameter
 /// sets (invalid, aborted days) are left out, so fewer than `draws` may come back. Deterministic for a seed.
+/// The draws run in batches through run_cells (each draw's series bit for bit what ssm_series gives);
+/// `prepare`, if set, gets each batch's fresh cells before day 0 (e.g. their spin-up).
 std::vector<InverseSample> sample_inverse(const Statics& statics, const Params& start, const Options& options,
                                           const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
                                           const double* obs, std::size_t first, int draws, double prior_spread,
-                                          double noise, std::uint64_t seed, const PrepareCell& prepare = {});
+                                          double noise, std::uint64_t seed, const PrepareCells& prepare = {});
 
 }  // namespace couplet::tem_wbm
