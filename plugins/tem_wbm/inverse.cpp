@@ -146,8 +146,11 @@ std::vector<InverseSample> sample_inverse(const Statics& statics, const Params& 
           if (d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit)) aborted[j] = 1;
           ssm[draw_of[j]][t] = d.SSM;
         });
+    // A day aborted: the set is rejected, as ssm_series does. (ssm_series stops at that day; here the cell's
+    // later days run too and are dropped — the same samples, unless a debug build's mass-balance check
+    // throws on one of those later days.)
     for (std::size_t j = 0; j < cells.size(); ++j)
-      if (aborted[j]) ssm[draw_of[j]].clear();  // a day aborted: the set is rejected, as ssm_series does
+      if (aborted[j]) ssm[draw_of[j]].clear();
     for (std::size_t k = 0; k < nb; ++k) {
       // The noise is drawn for every observed day even for a rejected set, so later draws do not depend on it.
       for (std::size_t t = 0; t < n_days; ++t) {

@@ -164,7 +164,8 @@ SpinUpResult spin_up(Cell& cell, const Forcing* days, std::size_t n_days, const 
                      double tol = 0.5, int max_cycles = 50);
 /// spin_up for n cells at once, day(c, t) giving cell c's forcing on day t of its year (t < n_days): the cells
 /// not yet converged run each cycle together through run_cells (upland days in the SIMD lanes), so every
-/// cell ends as spin_up would leave it, bit for bit, with the same result.
+/// cell ends as spin_up would leave it, bit for bit, with the same result. As for run_cells, the cells must
+/// share Options (the first active cell's Richards controls are used).
 std::vector<SpinUpResult> spin_up_cells(Cell* const* cells, std::size_t n, std::size_t n_days,
                                         const std::function<Forcing(std::size_t, std::size_t)>& day,
                                         const Slots& slots = {}, double tol = 0.5, int max_cycles = 50);

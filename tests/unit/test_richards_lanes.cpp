@@ -469,4 +469,22 @@ TEST_CASE("tem_wbm: spin_up_cells leaves every cell as its own spin-up, bit for 
   // the case is worth its name: cycles differ between cells
   CHECK(*std::min_element(cycles.begin(), cycles.end()) < *std::max_element(cycles.begin(), cycles.end()));
   CHECK(std::any_of(got.begin(), got.end(), [](const SpinUpResult& r) { return !r.converged; }));
+
+  // two cells, one converged after cycle 2: the other's last cycle runs alone (the one-cell path)
+  REQUIRE(expect[7].cycles == 2);
+  REQUIRE(expect[0].cycles == 3);
+  std::vector<Cell> pair{Cell(st[0], Params{}), Cell(st[7], Params{})};
+  Cell* pp[] = {&pair[0], &pair[1]};
+  const std::size_t which[] = {0, 7};
+  const auto got2 = spin_up_cells(pp, 2, year, [&](std::size_t c, std::size_t t) { return w[which[c]][t]; }, {}, tol,
+                                  max_cycles);
+  for (std::size_t k = 0; k < 2; ++k) {
+    const std::size_t c = which[k];
+    CAPTURE(c);
+    CHECK(got2[k].cycles == expect[c].cycles);
+    CHECK(got2[k].converged == expect[c].converged);
+    CHECK(same_bits(got2[k].dW, expect[c].dW));
+    CHECK(same_layers(pair[k].state().theta, one[c].state().theta));
+    CHECK(same_bits(pair[k].state().SWE, one[c].state().SWE));
+  }
 }

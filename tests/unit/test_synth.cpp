@@ -193,6 +193,7 @@ sy::CellTruth truth_one_by_one(const sy::CellWorld& cw, const sy::CellWeather& w
   tem_wbm::Cell cell(cw.statics, cw.params, c.options);
   sy::CellTruth t;
   for (auto* v : {&t.SSM, &t.SWE, &t.W_soil, &t.ET, &t.RO, &t.DR, &t.irrigation}) v->assign(n, NAN);
+  t.theta_sat_top = cw.statics.land == tem_wbm::Land::Wetland ? cell.soil().w_theta_sat : cell.soil().theta_sat[0];
   const bool can = cw.irrigated && cw.statics.land == tem_wbm::Land::Upland;
   const auto& soil = cell.soil();
   bool pending = false;
@@ -222,7 +223,10 @@ sy::CellTruth truth_one_by_one(const sy::CellWorld& cw, const sy::CellWeather& w
     for (std::size_t d = 0; d < std::min<std::size_t>(365, n); ++d) step(d, out);
   for (std::size_t d = 0; d < n; ++d) {
     t.irrigation[d] = static_cast<float>(step(d, out));
-    if (out.flags & (tem_wbm::kFlagSubstepLimit | tem_wbm::kFlagNonFinite | tem_wbm::kFlagDeficit)) continue;
+    if (out.flags & (tem_wbm::kFlagSubstepLimit | tem_wbm::kFlagNonFinite | tem_wbm::kFlagDeficit)) {
+      ++t.aborted_days;
+      continue;
+    }
     t.SSM[d] = static_cast<float>(out.SSM), t.SWE[d] = static_cast<float>(out.SWE);
     t.W_soil[d] = static_cast<float>(out.W_soil), t.ET[d] = static_cast<float>(out.ET_total);
     t.RO[d] = static_cast<float>(out.RO), t.DR[d] = static_cast<float>(out.DR);
@@ -275,6 +279,8 @@ TEST_CASE("synth: run_truth_block gives each cell's one-by-one truth bit for bit
       REQUIRE(a[v]->size() == nd);
       CHECK(std::memcmp(a[v]->data(), b[v]->data(), nd * sizeof(float)) == 0);
     }
+    CHECK(got[k].aborted_days == ref[k].aborted_days);
+    CHECK(got[k].theta_sat_top == ref[k].theta_sat_top);
     for (float x : got[k].irrigation) irrigation += x;
   }
   CHECK(irrigation > 0);  // the irrigation path was exercised
