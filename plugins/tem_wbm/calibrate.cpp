@@ -30,16 +30,20 @@ namespace {
 
 constexpr double kInvalid = 1.0;  // residual given to every scored day of an invalid candidate (m3/m3)
 
-// Simulated-minus-observed SSM on the scored days; empty if the candidate is invalid.
-std::vector<double> residuals(const Statics& st, const Params& p, const Options& o,
-                              const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
-                              std::size_t first_scored, const PrepareCell& prepare) {
-  const std::vector<double> ssm = ssm_series(st, p, o, day, n_days, prepare);
+// Simulated-minus-observed SSM on the scored days; empty if the series is (an invalid candidate).
+std::vector<double> residuals_of(const std::vector<double>& ssm, std::size_t n_days, const double* obs,
+                                 std::size_t first_scored) {
   std::vector<double> r;
   if (ssm.empty()) return r;
   for (std::size_t t = first_scored; t < n_days; ++t)
     if (!std::isnan(obs[t])) r.push_back(ssm[t] - obs[t]);
   return r;
+}
+
+std::vector<double> residuals(const Statics& st, const Params& p, const Options& o,
+                              const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
+                              std::size_t first_scored, const PrepareCell& prepare) {
+  return residuals_of(ssm_series(st, p, o, day, n_days, prepare), n_days, obs, first_scored);
 }
 
 double rms(const std::vector<double>& r) {
@@ -74,6 +78,44 @@ double ssm_rmse(const Statics& statics, const Params& p, const Options& options,
   return rms(residuals(statics, p, options, day, n_days, obs, first_scored, prepare));
 }
 
+std::vector<double> ssm_rmse_many(const Statics& statics, const std::vector<Params>& ps, const Options& options,
+                                  const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
+                                  std::size_t first_scored, const PrepareCell& prepare, const PrepareCells& prepare_many) {
+  if (ps.size() == 1) return {ssm_rmse(statics, ps[0], options, day, n_days, obs, first_scored, prepare)};
+  std::vector<double> e(ps.size(), kNaN);
+  std::vector<Cell> cells;
+  std::vector<std::size_t> set_of;  // the valid sets (§17 rejects the rest: NaN)
+  cells.reserve(ps.size());
+  for (std::size_t k = 0; k < ps.size(); ++k) {
+    try {
+      cells.emplace_back(statics, ps[k], options);
+      set_of.push_back(k);
+    } catch (const std::invalid_argument&) {
+    }
+  }
+  if (cells.empty()) return e;
+  std::vector<Cell*> ptr;
+  for (auto& c : cells) ptr.push_back(&c);
+  if (prepare_many) {
+    prepare_many(ptr.data(), ptr.size());
+  } else if (prepare) {
+    for (Cell* c : ptr) prepare(*c);
+  }
+  std::vector<Forcing> days(n_days);
+  for (std::size_t t = 0; t < n_days; ++t) days[t] = day(t);
+  std::vector<std::vector<double>> ssm(cells.size(), std::vector<double>(n_days));
+  std::vector<char> aborted(cells.size(), 0);
+  run_cells(
+      ptr.data(), ptr.size(), n_days, {}, [&](std::size_t, std::size_t t) { return days[t]; },
+      [&](std::size_t j, std::size_t t, const DayOut& d) {
+        if (d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit)) aborted[j] = 1;
+        ssm[j][t] = d.SSM;
+      });
+  for (std::size_t j = 0; j < cells.size(); ++j)
+    if (!aborted[j]) e[set_of[j]] = rms(residuals_of(ssm[j], n_days, obs, first_scored));
+  return e;
+}
+
 int SiteCalibration::evaluations_to(double target, double rel) const {
   for (const auto& [n, e] : trace)
     if (e <= target * (1 + rel)) return n;
@@ -83,7 +125,7 @@ int SiteCalibration::evaluations_to(double target, double rel) const {
 SiteCalibration calibrate_site(const Statics& statics, const Params& start, const Options& options,
                                const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
                                const double* obs, std::size_t first_scored, const CalibrationOptions& opt,
-                               const PrepareCell& prepare) {
+                               const PrepareCell& prepare, const PrepareCells& prepare_many) {
   SiteCalibration out;
   out.params = start;
   for (std::size_t t = first_scored; t < n_days; ++t) out.n_obs += !std::isnan(obs[t]);
@@ -117,13 +159,19 @@ SiteCalibration calibrate_site(const Statics& statics, const Params& start, cons
     out.rmse_guess = ssm_rmse(statics, with_values(start, spec, optimize::from_unit(optimize::to_unit(opt.search.initial, bounds), bounds)),
                               options, day, n_days, obs, first_scored, prepare);
   }
-  auto objective = [&](const std::vector<double>& x) {
-    const double e = ssm_rmse(statics, with_values(start, spec, x), options, day, n_days, obs, first_scored, prepare);
-    const double f = std::isnan(e) ? std::numeric_limits<double>::infinity() : e;
-    record(f, x);
+  // The search's points in batches (the first generation, and with deferred updating every generation: their
+  // runs together in the SIMD lanes), each value as ssm_rmse gives it, recorded in order.
+  auto objective = [&](const std::vector<std::vector<double>>& xs) {
+    std::vector<Params> ps;
+    for (const auto& x : xs) ps.push_back(with_values(start, spec, x));
+    std::vector<double> f = ssm_rmse_many(statics, ps, options, day, n_days, obs, first_scored, prepare, prepare_many);
+    for (std::size_t k = 0; k < xs.size(); ++k) {
+      if (std::isnan(f[k])) f[k] = std::numeric_limits<double>::infinity();
+      record(f[k], xs[k]);
+    }
     return f;
   };
-  optimize::Result best = optimize::differential_evolution(objective, bounds, opt.search);
+  optimize::Result best = optimize::differential_evolution_batch(objective, bounds, opt.search);
   if (opt.polish && std::isfinite(best.f)) {
     auto res = [&](const std::vector<double>& x) {
       auto r = residuals(statics, with_values(start, spec, x), options, day, n_days, obs, first_scored, prepare);

@@ -53,16 +53,25 @@ struct SiteCalibration {
 /// One site's run over days [0, n_days): `day(t)` gives the forcing, `obs[t]` the observed SSM (NaN =
 /// missing); only days t ≥ first_scored count (the rest is warm-up). An invalid parameter combination
 /// (Cell's checks, §17) or an aborted day makes a candidate infinitely bad rather than an error.
+/// `prepare_many`, if set, does for a batch of candidates' cells what `prepare` does for one (the search's
+/// batches: the first generation, every generation with deferred updating); else `prepare` runs per cell.
 SiteCalibration calibrate_site(const Statics& statics, const Params& start, const Options& options,
                                const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
                                const double* obs, std::size_t first_scored, const CalibrationOptions& opt,
-                               const PrepareCell& prepare = {});
+                               const PrepareCell& prepare = {}, const PrepareCells& prepare_many = {});
 
 /// Simulated SSM on days [0, n_days) from the spec's initial state (after `prepare`); empty if the parameters
 /// are invalid or a day aborts (the candidate is rejected, as in calibration).
 std::vector<double> ssm_series(const Statics& statics, const Params& p, const Options& options,
                                const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
                                const PrepareCell& prepare = {});
+
+/// ssm_rmse for several parameter sets, their runs together (run_cells; prepare_many for their fresh cells,
+/// else prepare per cell): each value bit for bit what ssm_rmse gives. One set runs alone (ssm_rmse).
+std::vector<double> ssm_rmse_many(const Statics& statics, const std::vector<Params>& ps, const Options& options,
+                                  const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
+                                  std::size_t first_scored, const PrepareCell& prepare = {},
+                                  const PrepareCells& prepare_many = {});
 
 /// RMSE of simulated vs observed SSM over the scored days (NaN if invalid or no day is scored).
 double ssm_rmse(const Statics& statics, const Params& p, const Options& options,

@@ -83,6 +83,16 @@ std::vector<double> from_unit(const std::vector<double>& u, const std::vector<Bo
 
 Result differential_evolution(const std::function<double(const std::vector<double>&)>& f,
                               const std::vector<Bound>& bounds, const DEOptions& opt) {
+  return differential_evolution_batch(
+      [&f](const std::vector<std::vector<double>>& xs) {
+        std::vector<double> v;
+        for (const auto& x : xs) v.push_back(f(x));
+        return v;
+      },
+      bounds, opt);
+}
+
+Result differential_evolution_batch(const BatchObjective& f, const std::vector<Bound>& bounds, const DEOptions& opt) {
   check_bounds(bounds);
   const std::size_t d = bounds.size();
   const std::size_t np = opt.population > 0 ? static_cast<std::size_t>(opt.population) : std::max<std::size_t>(20, 10 * d);
@@ -92,9 +102,15 @@ Result differential_evolution(const std::function<double(const std::vector<doubl
   std::uniform_int_distribution<std::size_t> pick(0, np - 1), pick_dim(0, d - 1);
 
   Result r;
-  auto eval = [&](const std::vector<double>& u) {
-    ++r.evaluations;
-    return finite_or_inf(f(from_unit(u, bounds)));
+  // f over points in unit coordinates, in order (evaluations counted, non-finite values +infinity)
+  auto eval = [&](const std::vector<std::vector<double>>& us) {
+    std::vector<std::vector<double>> xs;
+    for (const auto& u : us) xs.push_back(from_unit(u, bounds));
+    std::vector<double> c = f(xs);
+    if (c.size() != us.size()) throw std::logic_error("optimize: a batch objective returned the wrong number of values");
+    r.evaluations += static_cast<int>(us.size());
+    for (double& v : c) v = finite_or_inf(v);
+    return c;
   };
   // Latin-hypercube start: every parameter's range is covered evenly from the first generation.
   std::vector<std::vector<double>> pop = latin_hypercube(np, d, rng);
@@ -111,31 +127,41 @@ Result differential_evolution(const std::function<double(const std::vector<doubl
         pop[i][j] = reflect_unit(g[j] + opt.initial_spread * z(rng));
       }
   }
-  std::vector<double> cost(np);
-  for (std::size_t i = 0; i < np; ++i) cost[i] = eval(pop[i]);
+  std::vector<double> cost = eval(pop);  // the first generation in one batch: independent points
 
-  std::vector<double> trial(d);
+  // Member i's trial from `pop` (the same draws whatever the updating).
+  auto make_trial = [&](std::size_t i, std::vector<double>& trial) {
+    std::size_t a, b, c;
+    do a = pick(rng); while (a == i);
+    do b = pick(rng); while (b == i || b == a);
+    do c = pick(rng); while (c == i || c == a || c == b);
+    const std::size_t forced = pick_dim(rng);
+    for (std::size_t j = 0; j < d; ++j) {
+      if (j == forced || unif(rng) < opt.crossover) {
+        double v = pop[a][j] + opt.weight * (pop[b][j] - pop[c][j]);
+        // Bounce back inside instead of clipping: clipping piles trials onto the bounds.
+        if (v < 0) v = pop[a][j] * unif(rng);
+        if (v > 1) v = pop[a][j] + (1 - pop[a][j]) * unif(rng);
+        trial[j] = v;
+      } else {
+        trial[j] = pop[i][j];
+      }
+    }
+  };
+  std::vector<std::vector<double>> trials(opt.deferred ? np : 1, std::vector<double>(d));
   while (r.evaluations + static_cast<int>(np) <= opt.max_evaluations) {
     ++r.iterations;
-    for (std::size_t i = 0; i < np; ++i) {
-      std::size_t a, b, c;
-      do a = pick(rng); while (a == i);
-      do b = pick(rng); while (b == i || b == a);
-      do c = pick(rng); while (c == i || c == a || c == b);
-      const std::size_t forced = pick_dim(rng);
-      for (std::size_t j = 0; j < d; ++j) {
-        if (j == forced || unif(rng) < opt.crossover) {
-          double v = pop[a][j] + opt.weight * (pop[b][j] - pop[c][j]);
-          // Bounce back inside instead of clipping: clipping piles trials onto the bounds.
-          if (v < 0) v = pop[a][j] * unif(rng);
-          if (v > 1) v = pop[a][j] + (1 - pop[a][j]) * unif(rng);
-          trial[j] = v;
-        } else {
-          trial[j] = pop[i][j];
-        }
+    if (!opt.deferred) {  // immediate: each trial evaluated and selected before the next is built
+      for (std::size_t i = 0; i < np; ++i) {
+        make_trial(i, trials[0]);
+        const double ct = eval(trials)[0];
+        if (ct <= cost[i]) pop[i] = trials[0], cost[i] = ct;
       }
-      const double ct = eval(trial);
-      if (ct <= cost[i]) pop[i] = trial, cost[i] = ct;
+    } else {  // deferred: the generation's trials from the population as it was, evaluated together
+      for (std::size_t i = 0; i < np; ++i) make_trial(i, trials[i]);
+      const std::vector<double> ct = eval(trials);
+      for (std::size_t i = 0; i < np; ++i)
+        if (ct[i] <= cost[i]) pop[i] = trials[i], cost[i] = ct[i];
     }
     const auto [lo, hi] = std::minmax_element(cost.begin(), cost.end());
     if (std::isfinite(*hi) && *hi - *lo <= opt.tolerance * (1 + std::fabs(*lo))) break;

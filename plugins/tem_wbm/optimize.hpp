@@ -48,6 +48,11 @@ struct DEOptions {
   std::vector<double> initial;
   double initial_share = 0.5;
   double initial_spread = 0.1;
+  /// Updating (as scipy's `updating`): false, "immediate" — each trial is selected at once and later trials
+  /// of the generation may use it (the classic loop); true, "deferred" — a generation's trials are all built
+  /// from the population as it was, evaluated together (one batch: the model runs them in its SIMD lanes),
+  /// then selected. Another sequence of points, so other results for a seed.
+  bool deferred = false;
 };
 
 /// Differential evolution (DE/rand/1/bin, Storn & Price 1997) within bounds. Deterministic for a seed.
@@ -55,6 +60,14 @@ struct DEOptions {
 /// and so the result for a seed, are those of a cold start.
 Result differential_evolution(const std::function<double(const std::vector<double>&)>& f,
                               const std::vector<Bound>& bounds, const DEOptions& opt);
+
+/// f at many points at once, the values in order (each as the one-point objective would give it): lets the
+/// caller run the model for them together.
+using BatchObjective = std::function<std::vector<double>(const std::vector<std::vector<double>>&)>;
+/// differential_evolution with a batch objective: the first generation is one batch, then one batch per trial
+/// (immediate updating) or per generation (deferred). With immediate updating the points, and so the result,
+/// are those of differential_evolution.
+Result differential_evolution_batch(const BatchObjective& f, const std::vector<Bound>& bounds, const DEOptions& opt);
 
 struct LMOptions {
   int max_iterations = 30;

@@ -5,7 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 using namespace couplet::tem_wbm;
@@ -106,4 +108,67 @@ TEST_CASE("tem_wbm: a site without scored observations is returned unchanged") {
   CHECK(r.n_obs == 0);
   CHECK(r.evaluations == 0);
   CHECK(std::isnan(r.rmse_after));
+}
+
+TEST_CASE("tem_wbm: ssm_rmse_many gives ssm_rmse's values bit for bit (invalid sets, aborted days, spin-ups)") {
+  Statics st;
+  st.sand = 0.3, st.silt = 0.4, st.clay = 0.3;
+  const auto f = weather(500, 13);
+  auto day = [&](std::size_t t) { return f[t]; };
+  std::vector<double> obs(f.size(), std::nan(""));
+  for (std::size_t t = 0; t < f.size(); t += 2) obs[t] = 0.28;
+  Options o;
+  o.max_attempts = 60;  // some sets abort a wet day: NaN, as ssm_rmse gives
+  std::vector<Params> ps;
+  std::mt19937_64 rng(2);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int k = 0; k < 11; ++k) {
+    Params p;
+    p.b = 3 + 10 * u(rng);
+    p.k_sat = std::pow(10.0, -4 + 2 * u(rng));
+    p.g_max = 0.002 + 0.01 * u(rng);
+    ps.push_back(p);
+  }
+  ps[4].psi_sat = 50;  // §17: rejected (psi_sat must be negative)
+  PrepareCell spin_one = [&](Cell& c) { spin_up(c, f.data(), 365); };
+  PrepareCells spin_many = [&](Cell* const* cells, std::size_t n) {
+    spin_up_cells(cells, n, 365, [&](std::size_t, std::size_t t) { return f[t]; });
+  };
+  auto same = [](double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; };
+  for (int variant = 0; variant < 3; ++variant) {  // no spin-up; spin-up per cell; spin-up in batch
+    CAPTURE(variant);
+    const PrepareCell one = variant == 0 ? PrepareCell{} : spin_one;
+    const auto got = ssm_rmse_many(st, ps, o, day, f.size(), obs.data(), 60, one, variant == 2 ? spin_many : PrepareCells{});
+    REQUIRE(got.size() == ps.size());
+    std::size_t nan = 0;
+    for (std::size_t k = 0; k < ps.size(); ++k) {
+      const double want = ssm_rmse(st, ps[k], o, day, f.size(), obs.data(), 60, one);
+      CHECK((same(got[k], want) || (std::isnan(got[k]) && std::isnan(want))));
+      nan += std::isnan(want);
+    }
+    CHECK(std::isnan(got[4]));
+    CHECK(nan >= 2);           // the invalid set and at least one aborted run...
+    CHECK(nan < ps.size());    // ...but not all
+  }
+}
+
+TEST_CASE("tem_wbm: calibration with deferred updating recovers the hidden parameters' SSM too") {
+  Statics st;  // as the immediate case above
+  Params truth;
+  truth.theta_sat = 0.50, truth.k_sat = 1.2e-3, truth.psi_sat = -350, truth.b = 7.5;
+  truth.i_rmax = 0.03, truth.g_max = 0.008, truth.e_r = 0.6;
+  const auto f = weather(730, 7);
+  const auto obs = ssm(st, truth, f);
+  const std::size_t warmup = 60;
+  auto day = [&](std::size_t t) { return f[t]; };
+  CalibrationOptions opt;
+  opt.search.max_evaluations = 700;
+  opt.search.seed = 5;
+  opt.search.deferred = true;
+  const auto r = calibrate_site(st, Params{}, Options{}, day, f.size(), obs.data(), warmup, opt);
+  const double after = rmse(ssm(st, r.params, f), obs, warmup);
+  MESSAGE("deferred updating: SSM RMSE vs truth " << r.rmse_before << " -> " << after << ", " << r.evaluations
+                                                  << " model runs");
+  CHECK(after < 0.004);  // the same stated tolerance as with immediate updating
+  CHECK(r.rmse_after == doctest::Approx(after).epsilon(1e-12));
 }

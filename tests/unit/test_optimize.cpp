@@ -4,7 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 using namespace couplet::tem_wbm::optimize;
 
@@ -81,4 +83,49 @@ TEST_CASE("optimize: Levenberg–Marquardt fits a log-scaled exponential decay f
   CHECK(r.x[1] == doctest::Approx(0.037).epsilon(1e-5));
   CHECK(r.f < 1e-12);
   CHECK(r.iterations > 0);
+}
+
+TEST_CASE("optimize: deferred updating evaluates whole generations at once and finds the Rosenbrock minimum") {
+  auto rosen = [](const std::vector<double>& x) {
+    return 100 * std::pow(x[1] - x[0] * x[0], 2) + std::pow(1 - x[0], 2);
+  };
+  std::vector<std::size_t> batch_sizes;
+  const BatchObjective many = [&](const std::vector<std::vector<double>>& xs) {
+    batch_sizes.push_back(xs.size());
+    std::vector<double> v;
+    for (const auto& x : xs) v.push_back(rosen(x));
+    return v;
+  };
+  DEOptions o;
+  o.max_evaluations = 20000;
+  o.seed = 3;
+  o.deferred = true;
+  const auto r = differential_evolution_batch(many, {{-2, 2}, {-1, 3}}, o);
+  CHECK(r.x[0] == doctest::Approx(1).epsilon(1e-3));
+  CHECK(r.x[1] == doctest::Approx(1).epsilon(1e-3));
+  CHECK(r.f < 1e-6);
+  CHECK(r.evaluations <= o.max_evaluations);
+  REQUIRE(batch_sizes.size() >= 2);
+  for (std::size_t n : batch_sizes) CHECK(n == 20);  // the population (10 × 2, at least 20), generation by generation
+  CHECK(static_cast<int>(batch_sizes.size()) == r.iterations + 1);
+
+  // the same seed: the same answer; immediate updating: one point per call after the first generation, and
+  // the one-point API's answer
+  batch_sizes.clear();
+  const auto again = differential_evolution_batch(many, {{-2, 2}, {-1, 3}}, o);
+  CHECK(again.x == r.x);
+  DEOptions imm = o;
+  imm.deferred = false;
+  imm.max_evaluations = 2000;
+  batch_sizes.clear();
+  const auto ib = differential_evolution_batch(many, {{-2, 2}, {-1, 3}}, imm);
+  const auto is = differential_evolution(rosen, {{-2, 2}, {-1, 3}}, imm);
+  CHECK(batch_sizes.front() == 20);
+  CHECK(std::all_of(batch_sizes.begin() + 1, batch_sizes.end(), [](std::size_t n) { return n == 1; }));
+  CHECK(ib.x == is.x);
+  CHECK(ib.evaluations == is.evaluations);
+  CHECK(ib.x != r.x);  // deferred is another sequence of points
+  // a batch objective that answers with the wrong number of values is a programming error, said so
+  const BatchObjective short_answer = [](const std::vector<std::vector<double>>&) { return std::vector<double>{1.0}; };
+  CHECK_THROWS_AS(differential_evolution_batch(short_answer, {{0, 1}}, o), std::logic_error);
 }
