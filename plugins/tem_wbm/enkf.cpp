@@ -77,17 +77,29 @@ EnkfSite run_enkf(const Cell& base_in, const Forcing* days, std::size_t T, const
   Normal forcing_draw(seed), obs_draw(seed ^ 0xD1B54A32D192ED03ull);
   std::vector<double> y(M), yo(M);
   std::vector<Layers> x(M);
+  // Both ensembles advance each day together (run_cells: the members' Richards stages in the SIMD lanes,
+  // every member bit for bit as its own advance): analysis members first, then the open-loop ones.
+  std::vector<Cell*> members;
+  for (auto& c : ana) members.push_back(&c);
+  for (auto& c : open) members.push_back(&c);
+  std::vector<Forcing> f(M);
   for (std::size_t t = 0; t < T; ++t) {
     // The day's perturbed forcing per member, the same for both ensembles.
     for (std::size_t m = 0; m < M; ++m) {
-      Forcing f = days[t];
+      f[m] = days[t];
       const double zp = forcing_draw(), zs = forcing_draw(), zt = forcing_draw();
-      f.Pr *= std::exp(cfg.precip_sd * zp - 0.5 * cfg.precip_sd * cfg.precip_sd);
-      f.SWD = std::max(0.0, f.SWD * (1 + cfg.swd_sd * zs));
-      f.T += cfg.tair_sd * zt;
-      const DayOut a = ana[m].advance(f, slots), o = open[m].advance(f, slots);
-      constexpr std::uint32_t kAbort = kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot;
-      r.aborted += ((a.flags & kAbort) != 0) + ((o.flags & kAbort) != 0);
+      f[m].Pr *= std::exp(cfg.precip_sd * zp - 0.5 * cfg.precip_sd * cfg.precip_sd);
+      f[m].SWD = std::max(0.0, f[m].SWD * (1 + cfg.swd_sd * zs));
+      f[m].T += cfg.tair_sd * zt;
+    }
+    run_cells(
+        members.data(), members.size(), 1, {}, [&](std::size_t k, std::size_t) { return f[k % M]; },
+        [&](std::size_t, std::size_t, const DayOut& d) {
+          constexpr std::uint32_t kAbort = kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit | kFlagSlot;
+          r.aborted += (d.flags & kAbort) != 0;
+        },
+        slots);
+    for (std::size_t m = 0; m < M; ++m) {
       y[m] = upland_ssm(ana[m].state().theta, ana[m].soil());
       yo[m] = upland_ssm(open[m].state().theta, open[m].soil());
       x[m] = ana[m].state().theta;
