@@ -30,7 +30,7 @@ namespace {
 
 constexpr double kInvalid = 1.0;  // residual given to every scored day of an invalid candidate (m3/m3)
 
-// Simulated-minus-observed SSM on the scored days; empty if the series is (an invalid candidate).
+// Simulated-minus-observed SSM on the scored days of a series; empty for an empty series (a rejected candidate).
 std::vector<double> residuals_of(const std::vector<double>& ssm, std::size_t n_days, const double* obs,
                                  std::size_t first_scored) {
   std::vector<double> r;
@@ -81,7 +81,13 @@ double ssm_rmse(const Statics& statics, const Params& p, const Options& options,
 std::vector<double> ssm_rmse_many(const Statics& statics, const std::vector<Params>& ps, const Options& options,
                                   const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
                                   std::size_t first_scored, const PrepareCell& prepare, const PrepareCells& prepare_many) {
-  if (ps.size() == 1) return {ssm_rmse(statics, ps[0], options, day, n_days, obs, first_scored, prepare)};
+  if (ps.size() == 1) {  // alone (a lone SIMD lane would cost more); prepare_many for one cell if that is all
+    const PrepareCell one = prepare || !prepare_many ? prepare : PrepareCell([&](Cell& c) {
+      Cell* p = &c;
+      prepare_many(&p, 1);
+    });
+    return {ssm_rmse(statics, ps[0], options, day, n_days, obs, first_scored, one)};
+  }
   std::vector<double> e(ps.size(), kNaN);
   std::vector<Cell> cells;
   std::vector<std::size_t> set_of;  // the valid sets (§17 rejects the rest: NaN)

@@ -67,7 +67,10 @@ std::vector<double> ssm_series(const Statics& statics, const Params& p, const Op
                                const PrepareCell& prepare = {});
 
 /// ssm_rmse for several parameter sets, their runs together (run_cells; prepare_many for their fresh cells,
-/// else prepare per cell): each value bit for bit what ssm_rmse gives. One set runs alone (ssm_rmse).
+/// else prepare per cell): each value bit for bit what ssm_rmse gives (prepare and prepare_many must do the
+/// same to a cell). One set runs alone (ssm_rmse; with prepare, else prepare_many). A set whose run aborts a
+/// day is NaN as in ssm_rmse, but its later days still run — in a debug build (mb_throw) a mass-balance
+/// failure on one of those would throw where ssm_rmse would have stopped.
 std::vector<double> ssm_rmse_many(const Statics& statics, const std::vector<Params>& ps, const Options& options,
                                   const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
                                   std::size_t first_scored, const PrepareCell& prepare = {},

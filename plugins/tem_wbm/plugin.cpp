@@ -483,7 +483,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
       .param(param_string("updating", "immediate",
                           "differential-evolution updating: immediate (each trial selected at once, later trials of "
                           "the generation may use it) or deferred (a generation's trials built from the population "
-                          "as it was and run together in the model's SIMD lanes: about twice as fast, another "
+                          "as it was and run together in the model's SIMD lanes: about 2.5 times as fast, another "
                           "sequence of candidates, so other results)")
                  .one_of({"immediate", "deferred"}))
       .param(param_bool("polish", true, "polish the best candidate with Levenberg-Marquardt"))

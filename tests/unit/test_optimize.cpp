@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <stdexcept>
 
 using namespace couplet::tem_wbm::optimize;
@@ -109,22 +110,77 @@ TEST_CASE("optimize: deferred updating evaluates whole generations at once and f
   for (std::size_t n : batch_sizes) CHECK(n == 20);  // the population (10 × 2, at least 20), generation by generation
   CHECK(static_cast<int>(batch_sizes.size()) == r.iterations + 1);
 
-  // the same seed: the same answer; immediate updating: one point per call after the first generation, and
-  // the one-point API's answer
+  // the same seed: the same answer
   batch_sizes.clear();
   const auto again = differential_evolution_batch(many, {{-2, 2}, {-1, 3}}, o);
   CHECK(again.x == r.x);
+
+  // Immediate updating (the default) evaluates exactly the points of the classic loop, written out here as it
+  // was before the batch API (cold start): the first generation in one call, then one point per call.
+  const std::vector<Bound> box{{-2, 2}, {-1, 3}};
   DEOptions imm = o;
   imm.deferred = false;
-  imm.max_evaluations = 2000;
+  imm.max_evaluations = 600;
+  std::vector<std::vector<double>> seen_batch, seen_loop;
   batch_sizes.clear();
-  const auto ib = differential_evolution_batch(many, {{-2, 2}, {-1, 3}}, imm);
-  const auto is = differential_evolution(rosen, {{-2, 2}, {-1, 3}}, imm);
+  const BatchObjective recorded = [&](const std::vector<std::vector<double>>& xs) {
+    batch_sizes.push_back(xs.size());
+    std::vector<double> v;
+    for (const auto& x : xs) seen_batch.push_back(x), v.push_back(rosen(x));
+    return v;
+  };
+  const auto ib = differential_evolution_batch(recorded, box, imm);
+  {
+    const std::size_t d = 2, np = 20;
+    std::mt19937_64 rng(imm.seed);
+    std::uniform_real_distribution<double> unif(0.0, 1.0);
+    std::uniform_int_distribution<std::size_t> pick(0, np - 1), pick_dim(0, d - 1);
+    auto eval = [&](const std::vector<double>& u) {
+      seen_loop.push_back(from_unit(u, box));
+      return rosen(seen_loop.back());
+    };
+    std::vector<std::vector<double>> pop = latin_hypercube(np, d, rng);
+    std::vector<double> cost(np), trial(d);
+    for (std::size_t i = 0; i < np; ++i) cost[i] = eval(pop[i]);
+    while (static_cast<int>(seen_loop.size() + np) <= imm.max_evaluations) {
+      for (std::size_t i = 0; i < np; ++i) {
+        std::size_t a, b, c;
+        do a = pick(rng); while (a == i);
+        do b = pick(rng); while (b == i || b == a);
+        do c = pick(rng); while (c == i || c == a || c == b);
+        const std::size_t forced = pick_dim(rng);
+        for (std::size_t j = 0; j < d; ++j) {
+          if (j == forced || unif(rng) < imm.crossover) {
+            double v = pop[a][j] + imm.weight * (pop[b][j] - pop[c][j]);
+            if (v < 0) v = pop[a][j] * unif(rng);
+            if (v > 1) v = pop[a][j] + (1 - pop[a][j]) * unif(rng);
+            trial[j] = v;
+          } else {
+            trial[j] = pop[i][j];
+          }
+        }
+        const double ct = eval(trial);
+        if (ct <= cost[i]) pop[i] = trial, cost[i] = ct;
+      }
+      const auto [lo, hi] = std::minmax_element(cost.begin(), cost.end());
+      if (*hi - *lo <= imm.tolerance * (1 + std::fabs(*lo))) break;
+    }
+  }
+  CHECK(seen_batch == seen_loop);
+  CHECK(ib.evaluations == static_cast<int>(seen_loop.size()));
   CHECK(batch_sizes.front() == 20);
   CHECK(std::all_of(batch_sizes.begin() + 1, batch_sizes.end(), [](std::size_t n) { return n == 1; }));
+  const auto is = differential_evolution(rosen, box, imm);  // the one-point API: the same search
   CHECK(ib.x == is.x);
-  CHECK(ib.evaluations == is.evaluations);
-  CHECK(ib.x != r.x);  // deferred is another sequence of points
+
+  // deferred updating, same seed and budget: the same first generation, then other points
+  DEOptions def = imm;
+  def.deferred = true;
+  seen_batch.clear();
+  differential_evolution_batch(recorded, box, def);
+  REQUIRE(seen_batch.size() > 40);
+  CHECK(std::equal(seen_batch.begin(), seen_batch.begin() + 20, seen_loop.begin()));
+  CHECK(!std::equal(seen_batch.begin() + 20, seen_batch.begin() + 40, seen_loop.begin() + 20));
   // a batch objective that answers with the wrong number of values is a programming error, said so
   const BatchObjective short_answer = [](const std::vector<std::vector<double>>&) { return std::vector<double>{1.0}; };
   CHECK_THROWS_AS(differential_evolution_batch(short_answer, {{0, 1}}, o), std::logic_error);
