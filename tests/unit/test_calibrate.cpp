@@ -30,6 +30,19 @@ double rmse(const std::vector<double>& a, const std::vector<double>& b, std::siz
   return std::sqrt(s / static_cast<double>(a.size() - from));
 }
 
+// The hidden upland parameters the recovery tests calibrate towards (on loam 40/40/20).
+Params hidden_upland() {
+  Params truth;
+  truth.theta_sat = 0.50;
+  truth.k_sat = 1.2e-3;
+  truth.psi_sat = -350;
+  truth.b = 7.5;
+  truth.i_rmax = 0.03;
+  truth.g_max = 0.008;
+  truth.e_r = 0.6;
+  return truth;
+}
+
 }  // namespace
 
 TEST_CASE("tem_wbm: calibration bounds follow spec 3.1") {
@@ -44,14 +57,7 @@ TEST_CASE("tem_wbm: calibration bounds follow spec 3.1") {
 
 TEST_CASE("tem_wbm: calibration recovers the SSM of hidden parameters (upland), deterministically") {
   Statics st;  // loam 40/40/20
-  Params truth;
-  truth.theta_sat = 0.50;
-  truth.k_sat = 1.2e-3;
-  truth.psi_sat = -350;
-  truth.b = 7.5;
-  truth.i_rmax = 0.03;
-  truth.g_max = 0.008;
-  truth.e_r = 0.6;
+  const Params truth = hidden_upland();
   const auto f = weather(730, 7);
   const auto obs = ssm(st, truth, f);
   const std::size_t warmup = 60;
@@ -154,9 +160,7 @@ TEST_CASE("tem_wbm: ssm_rmse_many gives ssm_rmse's values bit for bit (invalid s
 
 TEST_CASE("tem_wbm: calibration with deferred updating recovers the hidden parameters' SSM too") {
   Statics st;  // as the immediate case above
-  Params truth;
-  truth.theta_sat = 0.50, truth.k_sat = 1.2e-3, truth.psi_sat = -350, truth.b = 7.5;
-  truth.i_rmax = 0.03, truth.g_max = 0.008, truth.e_r = 0.6;
+  const Params truth = hidden_upland();
   const auto f = weather(730, 7);
   const auto obs = ssm(st, truth, f);
   const std::size_t warmup = 60;
