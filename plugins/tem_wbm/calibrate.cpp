@@ -165,19 +165,19 @@ SiteCalibration calibrate_site(const Statics& statics, const Params& start, cons
     out.rmse_guess = ssm_rmse(statics, with_values(start, spec, optimize::from_unit(optimize::to_unit(opt.search.initial, bounds), bounds)),
                               options, day, n_days, obs, first_scored, prepare);
   }
-  // The search's points in batches (the first generation, and with deferred updating every generation: their
-  // runs together in the SIMD lanes), each value as ssm_rmse gives it, recorded in order.
+  // The search's points in batches, their runs together in the SIMD lanes, each value as ssm_rmse gives it:
+  // the first generation, then kLookahead trials at a time (the same search as one at a time, see
+  // optimize.hpp). The points the search commits are recorded, in order; a dropped look-ahead run is not.
+  constexpr int kLookahead = 8;
   auto objective = [&](const std::vector<std::vector<double>>& xs) {
     std::vector<Params> ps;
     for (const auto& x : xs) ps.push_back(with_values(start, spec, x));
-    std::vector<double> f = ssm_rmse_many(statics, ps, options, day, n_days, obs, first_scored, prepare, prepare_many);
-    for (std::size_t k = 0; k < xs.size(); ++k) {
-      if (std::isnan(f[k])) f[k] = std::numeric_limits<double>::infinity();
-      record(f[k], xs[k]);
-    }
-    return f;
+    return ssm_rmse_many(statics, ps, options, day, n_days, obs, first_scored, prepare, prepare_many);
   };
-  optimize::Result best = optimize::differential_evolution_batch(objective, bounds, opt.search);
+  optimize::DEOptions search = opt.search;
+  search.lookahead = kLookahead;
+  optimize::Result best = optimize::differential_evolution_batch(
+      objective, bounds, search, [&](const std::vector<double>& x, double f) { record(f, x); });
   if (opt.polish && std::isfinite(best.f)) {
     auto res = [&](const std::vector<double>& x) {
       auto r = residuals(statics, with_values(start, spec, x), options, day, n_days, obs, first_scored, prepare);

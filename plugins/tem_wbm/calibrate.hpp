@@ -54,7 +54,7 @@ struct SiteCalibration {
 /// missing); only days t ≥ first_scored count (the rest is warm-up). An invalid parameter combination
 /// (Cell's checks, §17) or an aborted day makes a candidate infinitely bad rather than an error.
 /// `prepare_many`, if set, does for a batch of candidates' cells what `prepare` does for one (the search's
-/// batches: the first generation, every generation with deferred updating); else `prepare` runs per cell.
+/// batches: the first generation, then the look-ahead trials); else `prepare` runs per cell.
 SiteCalibration calibrate_site(const Statics& statics, const Params& start, const Options& options,
                                const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
                                const double* obs, std::size_t first_scored, const CalibrationOptions& opt,

@@ -3,6 +3,7 @@
 #include <Eigen/Dense>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -92,7 +93,8 @@ Result differential_evolution(const std::function<double(const std::vector<doubl
       bounds, opt);
 }
 
-Result differential_evolution_batch(const BatchObjective& f, const std::vector<Bound>& bounds, const DEOptions& opt) {
+Result differential_evolution_batch(const BatchObjective& f, const std::vector<Bound>& bounds, const DEOptions& opt,
+                                   const Committed& committed) {
   check_bounds(bounds);
   const std::size_t d = bounds.size();
   const std::size_t np = opt.population > 0 ? static_cast<std::size_t>(opt.population) : std::max<std::size_t>(20, 10 * d);
@@ -102,15 +104,20 @@ Result differential_evolution_batch(const BatchObjective& f, const std::vector<B
   std::uniform_int_distribution<std::size_t> pick(0, np - 1), pick_dim(0, d - 1);
 
   Result r;
-  // f over points in unit coordinates, in order (evaluations counted, non-finite values +infinity)
-  auto eval = [&](const std::vector<std::vector<double>>& us) {
-    std::vector<std::vector<double>> xs;
-    for (const auto& u : us) xs.push_back(from_unit(u, bounds));
+  // f over points in unit coordinates, in order (non-finite values +infinity). The points of the search are
+  // committed one by one (counted, shown to `committed`); a look-ahead point that is dropped is neither.
+  std::vector<std::vector<double>> xs;
+  auto eval = [&](const std::vector<std::vector<double>>& us, std::size_t n) {
+    xs.resize(n);
+    for (std::size_t k = 0; k < n; ++k) xs[k] = from_unit(us[k], bounds);
     std::vector<double> c = f(xs);
-    if (c.size() != us.size()) throw std::logic_error("optimize: a batch objective returned the wrong number of values");
-    r.evaluations += static_cast<int>(us.size());
+    if (c.size() != n) throw std::logic_error("optimize: a batch objective returned the wrong number of values");
     for (double& v : c) v = finite_or_inf(v);
     return c;
+  };
+  auto commit = [&](std::size_t k, double v) {
+    ++r.evaluations;
+    if (committed) committed(xs[k], v);
   };
   // Latin-hypercube start: every parameter's range is covered evenly from the first generation.
   std::vector<std::vector<double>> pop = latin_hypercube(np, d, rng);
@@ -127,14 +134,16 @@ Result differential_evolution_batch(const BatchObjective& f, const std::vector<B
         pop[i][j] = reflect_unit(g[j] + opt.initial_spread * z(rng));
       }
   }
-  std::vector<double> cost = eval(pop);  // the first generation in one batch: independent points
+  std::vector<double> cost = eval(pop, np);  // the first generation in one batch: independent points
+  for (std::size_t i = 0; i < np; ++i) commit(i, cost[i]);
 
-  // Member i's trial from `pop` (the same draws whatever the updating).
-  auto make_trial = [&](std::size_t i, std::vector<double>& trial) {
+  // Member i's trial from `pop` (the same draws whatever the updating); `read` gets the other members it used.
+  auto make_trial = [&](std::size_t i, std::vector<double>& trial, std::size_t* read = nullptr) {
     std::size_t a, b, c;
     do a = pick(rng); while (a == i);
     do b = pick(rng); while (b == i || b == a);
     do c = pick(rng); while (c == i || c == a || c == b);
+    if (read) read[0] = a, read[1] = b, read[2] = c;
     const std::size_t forced = pick_dim(rng);
     for (std::size_t j = 0; j < d; ++j) {
       if (j == forced || unif(rng) < opt.crossover) {
@@ -148,20 +157,37 @@ Result differential_evolution_batch(const BatchObjective& f, const std::vector<B
       }
     }
   };
-  std::vector<std::vector<double>> trials(opt.deferred ? np : 1, std::vector<double>(d));
+  const std::size_t ahead = std::clamp<std::size_t>(static_cast<std::size_t>(std::max(opt.lookahead, 1)), 1, np);
+  std::vector<std::vector<double>> trials(ahead, std::vector<double>(d));
+  std::vector<std::array<std::size_t, 3>> read(ahead);
+  std::vector<std::mt19937_64> rng_before(ahead);
+  std::vector<char> replaced(np);
   while (r.evaluations + static_cast<int>(np) <= opt.max_evaluations) {
     ++r.iterations;
-    if (!opt.deferred) {  // immediate: each trial evaluated and selected before the next is built
-      for (std::size_t i = 0; i < np; ++i) {
-        make_trial(i, trials[0]);
-        const double ct = eval(trials)[0];
-        if (ct <= cost[i]) pop[i] = trials[0], cost[i] = ct;
+    // Each trial is selected before the next one is built, so the next may use it (immediate updating). With
+    // a look-ahead the next `ahead` trials are built at once as if none replaced its member, run together,
+    // then taken in order; at the first that read a member replaced in between, the generator is put back to
+    // where that trial began and the rest is dropped (built again from the new population). The points
+    // committed, and so the search, are exactly those of one trial at a time.
+    for (std::size_t i = 0; i < np;) {
+      const std::size_t n = std::min(ahead, np - i);
+      for (std::size_t k = 0; k < n; ++k) {
+        rng_before[k] = rng;
+        make_trial(i + k, trials[k], read[k].data());
       }
-    } else {  // deferred: the generation's trials from the population as it was, evaluated together
-      for (std::size_t i = 0; i < np; ++i) make_trial(i, trials[i]);
-      const std::vector<double> ct = eval(trials);
-      for (std::size_t i = 0; i < np; ++i)
-        if (ct[i] <= cost[i]) pop[i] = trials[i], cost[i] = ct[i];
+      const std::vector<double> ct = eval(trials, n);
+      std::fill(replaced.begin(), replaced.end(), 0);
+      std::size_t k = 0;
+      for (; k < n; ++k) {
+        const auto& m = read[k];
+        if (replaced[m[0]] || replaced[m[1]] || replaced[m[2]]) {
+          rng = rng_before[k];
+          break;
+        }
+        commit(k, ct[k]);
+        if (ct[k] <= cost[i + k]) pop[i + k] = trials[k], cost[i + k] = ct[k], replaced[i + k] = 1;
+      }
+      i += k;
     }
     const auto [lo, hi] = std::minmax_element(cost.begin(), cost.end());
     if (std::isfinite(*hi) && *hi - *lo <= opt.tolerance * (1 + std::fabs(*lo))) break;

@@ -48,11 +48,10 @@ struct DEOptions {
   std::vector<double> initial;
   double initial_share = 0.5;
   double initial_spread = 0.1;
-  /// Updating (as scipy's `updating`): false, "immediate" — each trial is selected at once and later trials
-  /// of the generation may use it (the classic loop); true, "deferred" — a generation's trials are all built
-  /// from the population as it was, evaluated together (one batch: the model runs them in its SIMD lanes),
-  /// then selected. Another sequence of points, so other results for a seed.
-  bool deferred = false;
+  /// Build this many trials ahead and evaluate them together (a batch objective runs them at once), dropping
+  /// and rebuilding those that read a member replaced in between. The search is the same as with 1 (one
+  /// trial at a time); only the work changes (dropped runs are repeated).
+  int lookahead = 1;
 };
 
 /// Differential evolution (DE/rand/1/bin, Storn & Price 1997) within bounds. Deterministic for a seed.
@@ -64,10 +63,15 @@ Result differential_evolution(const std::function<double(const std::vector<doubl
 /// f at many points at once, the values in order (each as the one-point objective would give it): lets the
 /// caller run the model for them together.
 using BatchObjective = std::function<std::vector<double>(const std::vector<std::vector<double>>&)>;
-/// differential_evolution with a batch objective: the first generation is one batch, then one batch per trial
-/// (immediate updating) or per generation (deferred). With immediate updating the points, and so the result,
-/// are those of differential_evolution.
-Result differential_evolution_batch(const BatchObjective& f, const std::vector<Bound>& bounds, const DEOptions& opt);
+/// Called with each point the search commits and its value (non-finite values as +infinity), in order: a
+/// look-ahead point that is dropped is not shown.
+using Committed = std::function<void(const std::vector<double>& x, double f)>;
+/// differential_evolution with a batch objective: the first generation is one batch, then batches of
+/// `lookahead` trials. The committed points, and so the result, are those of differential_evolution, whatever
+/// the look-ahead; with a look-ahead the objective also sees points that are then dropped (use `committed` to
+/// follow the search).
+Result differential_evolution_batch(const BatchObjective& f, const std::vector<Bound>& bounds, const DEOptions& opt,
+                                   const Committed& committed = {});
 
 struct LMOptions {
   int max_iterations = 30;

@@ -480,12 +480,6 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
               "(best so far)")
       .param(param_int("max_evaluations", 800, "model runs per site for the global search").bounds(20, 10000000))
       .param(param_int("population", 0, "differential-evolution population (0: 10 x parameters)").bounds(0, 100000))
-      .param(param_string("updating", "immediate",
-                          "differential-evolution updating: immediate (each trial selected at once, later trials of "
-                          "the generation may use it) or deferred (a generation's trials built from the population "
-                          "as it was and run together in the model's SIMD lanes: about 2.5 times as fast, another "
-                          "sequence of candidates, so other results)")
-                 .one_of({"immediate", "deferred"}))
       .param(param_bool("polish", true, "polish the best candidate with Levenberg-Marquardt"))
       .param(param_int("polish_iterations", 8, "Levenberg-Marquardt iterations").bounds(0, 1000))
       .param(param_int("min_obs", 30, "sites with fewer scored observations are not calibrated (warning)")
@@ -505,7 +499,6 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
     tw::CalibrationOptions copt;
     copt.search.max_evaluations = static_cast<int>(ctx.param<std::int64_t>("max_evaluations"));
     copt.search.population = static_cast<int>(ctx.param<std::int64_t>("population"));
-    copt.search.deferred = ctx.param<std::string>("updating") == "deferred";
     copt.search.initial_share = ctx.param<double>("guess_share");
     copt.search.initial_spread = ctx.param<double>("guess_spread");
     copt.polish = ctx.param<bool>("polish");
