@@ -137,13 +137,13 @@ Result differential_evolution_batch(const BatchObjective& f, const std::vector<B
   std::vector<double> cost = eval(pop, np);  // the first generation in one batch: independent points
   for (std::size_t i = 0; i < np; ++i) commit(i, cost[i]);
 
-  // Member i's trial from `pop` (the same draws whatever the updating); `read` gets the other members it used.
-  auto make_trial = [&](std::size_t i, std::vector<double>& trial, std::size_t* read = nullptr) {
+  // Member i's trial from `pop` (DE/rand/1/bin); `read` gets the three other members it used.
+  auto make_trial = [&](std::size_t i, std::vector<double>& trial, std::array<std::size_t, 3>& read) {
     std::size_t a, b, c;
     do a = pick(rng); while (a == i);
     do b = pick(rng); while (b == i || b == a);
     do c = pick(rng); while (c == i || c == a || c == b);
-    if (read) read[0] = a, read[1] = b, read[2] = c;
+    read = {a, b, c};
     const std::size_t forced = pick_dim(rng);
     for (std::size_t j = 0; j < d; ++j) {
       if (j == forced || unif(rng) < opt.crossover) {
@@ -172,8 +172,8 @@ Result differential_evolution_batch(const BatchObjective& f, const std::vector<B
     for (std::size_t i = 0; i < np;) {
       const std::size_t n = std::min(ahead, np - i);
       for (std::size_t k = 0; k < n; ++k) {
-        rng_before[k] = rng;
-        make_trial(i + k, trials[k], read[k].data());
+        if (n > 1) rng_before[k] = rng;  // a lone trial is always committed: nothing to put back
+        make_trial(i + k, trials[k], read[k]);
       }
       const std::vector<double> ct = eval(trials, n);
       std::fill(replaced.begin(), replaced.end(), 0);
