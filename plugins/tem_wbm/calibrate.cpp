@@ -78,19 +78,20 @@ double ssm_rmse(const Statics& statics, const Params& p, const Options& options,
   return rms(residuals(statics, p, options, day, n_days, obs, first_scored, prepare));
 }
 
-std::vector<double> ssm_rmse_many(const Statics& statics, const std::vector<Params>& ps, const Options& options,
-                                  const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
-                                  std::size_t first_scored, const PrepareCell& prepare, const PrepareCells& prepare_many) {
+std::vector<std::vector<double>> residuals_many(const Statics& statics, const std::vector<Params>& ps,
+                                               const Options& options, const std::function<Forcing(std::size_t)>& day,
+                                               std::size_t n_days, const double* obs, std::size_t first_scored,
+                                               const PrepareCell& prepare, const PrepareCells& prepare_many) {
   if (ps.size() == 1) {  // alone (a lone SIMD lane would cost more); prepare_many for one cell if that is all
     const PrepareCell one = prepare || !prepare_many ? prepare : PrepareCell([&](Cell& c) {
       Cell* p = &c;
       prepare_many(&p, 1);
     });
-    return {ssm_rmse(statics, ps[0], options, day, n_days, obs, first_scored, one)};
+    return {residuals(statics, ps[0], options, day, n_days, obs, first_scored, one)};
   }
-  std::vector<double> e(ps.size(), kNaN);
+  std::vector<std::vector<double>> r(ps.size());
   std::vector<Cell> cells;
-  std::vector<std::size_t> set_of;  // the valid sets (§17 rejects the rest: NaN)
+  std::vector<std::size_t> set_of;  // the valid sets (§17 rejects the rest: empty)
   cells.reserve(ps.size());
   for (std::size_t k = 0; k < ps.size(); ++k) {
     try {
@@ -99,7 +100,7 @@ std::vector<double> ssm_rmse_many(const Statics& statics, const std::vector<Para
     } catch (const std::invalid_argument&) {
     }
   }
-  if (cells.empty()) return e;
+  if (cells.empty()) return r;
   std::vector<Cell*> ptr;
   for (auto& c : cells) ptr.push_back(&c);
   if (prepare_many) {
@@ -118,7 +119,16 @@ std::vector<double> ssm_rmse_many(const Statics& statics, const std::vector<Para
         ssm[j][t] = d.SSM;
       });
   for (std::size_t j = 0; j < cells.size(); ++j)
-    if (!aborted[j]) e[set_of[j]] = rms(residuals_of(ssm[j], n_days, obs, first_scored));
+    if (!aborted[j]) r[set_of[j]] = residuals_of(ssm[j], n_days, obs, first_scored);
+  return r;
+}
+
+std::vector<double> ssm_rmse_many(const Statics& statics, const std::vector<Params>& ps, const Options& options,
+                                  const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
+                                  std::size_t first_scored, const PrepareCell& prepare, const PrepareCells& prepare_many) {
+  std::vector<double> e;
+  for (const auto& r : residuals_many(statics, ps, options, day, n_days, obs, first_scored, prepare, prepare_many))
+    e.push_back(rms(r));
   return e;
 }
 
@@ -179,12 +189,18 @@ SiteCalibration calibrate_site(const Statics& statics, const Params& start, cons
   optimize::Result best = optimize::differential_evolution_batch(
       objective, bounds, search, [&](const std::vector<double>& x, double f) { record(f, x); });
   if (opt.polish && std::isfinite(best.f)) {
-    auto res = [&](const std::vector<double>& x) {
-      auto r = residuals(statics, with_values(start, spec, x), options, day, n_days, obs, first_scored, prepare);
-      record(r.empty() ? std::numeric_limits<double>::infinity() : rms(r), x);
-      return r.empty() ? std::vector<double>(out.n_obs, kInvalid) : r;
+    // The polish's runs, recorded in order; the finite-difference columns of a Jacobian run together.
+    auto res = [&](const std::vector<std::vector<double>>& xs) {
+      std::vector<Params> ps;
+      for (const auto& x : xs) ps.push_back(with_values(start, spec, x));
+      auto rs = residuals_many(statics, ps, options, day, n_days, obs, first_scored, prepare, prepare_many);
+      for (std::size_t k = 0; k < xs.size(); ++k) {
+        record(rs[k].empty() ? std::numeric_limits<double>::infinity() : rms(rs[k]), xs[k]);
+        if (rs[k].empty()) rs[k].assign(out.n_obs, kInvalid);
+      }
+      return rs;
     };
-    optimize::Result polished = optimize::levenberg_marquardt(res, best.x, bounds, opt.polish_options);
+    optimize::Result polished = optimize::levenberg_marquardt_batch(res, best.x, bounds, opt.polish_options);
     const double rmse_polished = std::sqrt(polished.f / static_cast<double>(out.n_obs));
     if (rmse_polished < best.f) best.x = polished.x, best.f = rmse_polished;
   }

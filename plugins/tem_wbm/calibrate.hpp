@@ -76,6 +76,12 @@ std::vector<double> ssm_rmse_many(const Statics& statics, const std::vector<Para
                                   std::size_t first_scored, const PrepareCell& prepare = {},
                                   const PrepareCells& prepare_many = {});
 
+/// The simulated-minus-observed SSM on the scored days of each set, the same way (empty for a rejected set).
+std::vector<std::vector<double>> residuals_many(const Statics& statics, const std::vector<Params>& ps,
+                                               const Options& options, const std::function<Forcing(std::size_t)>& day,
+                                               std::size_t n_days, const double* obs, std::size_t first_scored,
+                                               const PrepareCell& prepare = {}, const PrepareCells& prepare_many = {});
+
 /// RMSE of simulated vs observed SSM over the scored days (NaN if invalid or no day is scored).
 double ssm_rmse(const Statics& statics, const Params& p, const Options& options,
                 const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,

@@ -200,14 +200,30 @@ Result differential_evolution_batch(const BatchObjective& f, const std::vector<B
 
 Result levenberg_marquardt(const std::function<std::vector<double>(const std::vector<double>&)>& residuals,
                            const std::vector<double>& x0, const std::vector<Bound>& bounds, const LMOptions& opt) {
+  return levenberg_marquardt_batch(
+      [&residuals](const std::vector<std::vector<double>>& xs) {
+        std::vector<std::vector<double>> v;
+        for (const auto& x : xs) v.push_back(residuals(x));
+        return v;
+      },
+      x0, bounds, opt);
+}
+
+Result levenberg_marquardt_batch(const BatchResiduals& residuals, const std::vector<double>& x0,
+                                 const std::vector<Bound>& bounds, const LMOptions& opt) {
   check_bounds(bounds);
   if (x0.size() != bounds.size()) throw std::invalid_argument("optimize: x0 and bounds differ in size");
   const std::size_t d = bounds.size();
   Result r;
-  auto res = [&](const std::vector<double>& u) {
-    ++r.evaluations;
-    return residuals(from_unit(u, bounds));
+  auto res_many = [&](const std::vector<std::vector<double>>& us) {
+    std::vector<std::vector<double>> xs;
+    for (const auto& u : us) xs.push_back(from_unit(u, bounds));
+    auto v = residuals(xs);
+    if (v.size() != us.size()) throw std::logic_error("optimize: a batch residual function returned the wrong count");
+    r.evaluations += static_cast<int>(us.size());
+    return v;
   };
+  auto res = [&](const std::vector<double>& u) { return std::move(res_many({u}).front()); };
   std::vector<double> u = to_unit(x0, bounds);
   std::vector<double> e = res(u);
   double s = sum_squares(e);
@@ -215,14 +231,18 @@ Result levenberg_marquardt(const std::function<std::vector<double>(const std::ve
   for (int it = 0; it < opt.max_iterations && std::isfinite(s); ++it) {
     const std::size_t m = e.size();
     Eigen::MatrixXd J(m, d);
+    std::vector<std::vector<double>> ups(d, u);  // the d forward differences, run together
+    std::vector<double> hs(d);
     for (std::size_t j = 0; j < d; ++j) {
       // Step inward at the upper bound so the difference stays inside the box.
-      std::vector<double> up = u;
-      const double h = up[j] + opt.step <= 1 ? opt.step : -opt.step;
-      up[j] += h;
-      const std::vector<double> ej = res(up);
+      hs[j] = ups[j][j] + opt.step <= 1 ? opt.step : -opt.step;
+      ups[j][j] += hs[j];
+    }
+    const std::vector<std::vector<double>> ejs = res_many(ups);
+    for (std::size_t j = 0; j < d; ++j) {
+      const std::vector<double>& ej = ejs[j];
       if (ej.size() != m) throw std::runtime_error("optimize: the residual vector changed length");
-      for (std::size_t i = 0; i < m; ++i) J(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = (ej[i] - e[i]) / h;
+      for (std::size_t i = 0; i < m; ++i) J(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = (ej[i] - e[i]) / hs[j];
     }
     Eigen::Map<const Eigen::VectorXd> ev(e.data(), static_cast<Eigen::Index>(m));
     const Eigen::MatrixXd JtJ = J.transpose() * J;

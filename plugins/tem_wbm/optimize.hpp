@@ -84,4 +84,11 @@ struct LMOptions {
 Result levenberg_marquardt(const std::function<std::vector<double>(const std::vector<double>&)>& residuals,
                            const std::vector<double>& x0, const std::vector<Bound>& bounds, const LMOptions& opt);
 
+/// Residual vectors at many points at once, in order (each as the one-point function would give it).
+using BatchResiduals = std::function<std::vector<std::vector<double>>(const std::vector<std::vector<double>>&)>;
+/// levenberg_marquardt with the d finite-difference columns of each Jacobian evaluated as one batch (the same
+/// points, in the same order, as one at a time; so the same result).
+Result levenberg_marquardt_batch(const BatchResiduals& residuals, const std::vector<double>& x0,
+                                 const std::vector<Bound>& bounds, const LMOptions& opt);
+
 }  // namespace couplet::tem_wbm::optimize

@@ -84,6 +84,24 @@ TEST_CASE("optimize: Levenberg–Marquardt fits a log-scaled exponential decay f
   CHECK(r.x[1] == doctest::Approx(0.037).epsilon(1e-5));
   CHECK(r.f < 1e-12);
   CHECK(r.iterations > 0);
+
+  // The batch API: each Jacobian's two finite-difference points in one call, the points and the answer those
+  // of one residual evaluation at a time.
+  std::vector<std::size_t> sizes;
+  std::vector<std::vector<double>> batched_points, single_points;
+  const BatchResiduals many = [&](const std::vector<std::vector<double>>& ps) {
+    sizes.push_back(ps.size());
+    std::vector<std::vector<double>> out;
+    for (const auto& p : ps) batched_points.push_back(p), out.push_back(res(p));
+    return out;
+  };
+  const auto rb = levenberg_marquardt_batch(many, {1.0, 0.3}, b, {});
+  levenberg_marquardt([&](const std::vector<double>& p) { return single_points.push_back(p), res(p); }, {1.0, 0.3}, b, {});
+  CHECK(batched_points == single_points);
+  CHECK(rb.x == r.x);
+  CHECK(rb.evaluations == r.evaluations);
+  CHECK(std::count(sizes.begin(), sizes.end(), std::size_t{2}) >= r.iterations);  // a Jacobian per iteration
+  CHECK(std::all_of(sizes.begin(), sizes.end(), [](std::size_t n) { return n == 1 || n == 2; }));
 }
 
 TEST_CASE("optimize: the batch API with a look-ahead commits exactly the classic loop's points") {
