@@ -52,6 +52,15 @@ double rms(const std::vector<double>& r) {
   return r.empty() ? kNaN : std::sqrt(s / static_cast<double>(r.size()));
 }
 
+// The one-cell hook: `one` if given, else what `many` does, for a batch of one (empty if neither is given).
+PrepareCell one_cell_hook(const PrepareCell& one, const PrepareCells& many) {
+  if (one || !many) return one;
+  return [&many](Cell& c) {
+    Cell* p = &c;
+    many(&p, 1);
+  };
+}
+
 }  // namespace
 
 std::vector<double> ssm_series(const Statics& statics, const Params& p, const Options& options,
@@ -78,18 +87,13 @@ double ssm_rmse(const Statics& statics, const Params& p, const Options& options,
   return rms(residuals(statics, p, options, day, n_days, obs, first_scored, prepare));
 }
 
-std::vector<std::vector<double>> residuals_many(const Statics& statics, const std::vector<Params>& ps,
-                                               const Options& options, const std::function<Forcing(std::size_t)>& day,
-                                               std::size_t n_days, const double* obs, std::size_t first_scored,
-                                               const PrepareCell& prepare, const PrepareCells& prepare_many) {
-  if (ps.size() == 1) {  // alone (a lone SIMD lane would cost more); prepare_many for one cell if that is all
-    const PrepareCell one = prepare || !prepare_many ? prepare : PrepareCell([&](Cell& c) {
-      Cell* p = &c;
-      prepare_many(&p, 1);
-    });
-    return {residuals(statics, ps[0], options, day, n_days, obs, first_scored, one)};
-  }
-  std::vector<std::vector<double>> r(ps.size());
+std::vector<std::vector<double>> ssm_series_many(const Statics& statics, const std::vector<Params>& ps,
+                                                const Options& options, const std::function<Forcing(std::size_t)>& day,
+                                                std::size_t n_days, const PrepareCell& prepare,
+                                                const PrepareCells& prepare_many) {
+  // one set alone (a lone SIMD lane would cost more)
+  if (ps.size() == 1) return {ssm_series(statics, ps[0], options, day, n_days, one_cell_hook(prepare, prepare_many))};
+  std::vector<std::vector<double>> ssm(ps.size());
   std::vector<Cell> cells;
   std::vector<std::size_t> set_of;  // the valid sets (§17 rejects the rest: empty)
   cells.reserve(ps.size());
@@ -100,7 +104,7 @@ std::vector<std::vector<double>> residuals_many(const Statics& statics, const st
     } catch (const std::invalid_argument&) {
     }
   }
-  if (cells.empty()) return r;
+  if (cells.empty()) return ssm;
   std::vector<Cell*> ptr;
   for (auto& c : cells) ptr.push_back(&c);
   if (prepare_many) {
@@ -110,16 +114,26 @@ std::vector<std::vector<double>> residuals_many(const Statics& statics, const st
   }
   std::vector<Forcing> days(n_days);
   for (std::size_t t = 0; t < n_days; ++t) days[t] = day(t);
-  std::vector<std::vector<double>> ssm(cells.size(), std::vector<double>(n_days));
+  for (std::size_t k : set_of) ssm[k].assign(n_days, kNaN);
   std::vector<char> aborted(cells.size(), 0);
   run_cells(
       ptr.data(), ptr.size(), n_days, {}, [&](std::size_t, std::size_t t) { return days[t]; },
       [&](std::size_t j, std::size_t t, const DayOut& d) {
         if (d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit)) aborted[j] = 1;
-        ssm[j][t] = d.SSM;
+        ssm[set_of[j]][t] = d.SSM;
       });
   for (std::size_t j = 0; j < cells.size(); ++j)
-    if (!aborted[j]) r[set_of[j]] = residuals_of(ssm[j], n_days, obs, first_scored);
+    if (aborted[j]) ssm[set_of[j]].clear();  // a day aborted: rejected, as ssm_series does
+  return ssm;
+}
+
+std::vector<std::vector<double>> residuals_many(const Statics& statics, const std::vector<Params>& ps,
+                                               const Options& options, const std::function<Forcing(std::size_t)>& day,
+                                               std::size_t n_days, const double* obs, std::size_t first_scored,
+                                               const PrepareCell& prepare, const PrepareCells& prepare_many) {
+  std::vector<std::vector<double>> r;
+  for (const auto& ssm : ssm_series_many(statics, ps, options, day, n_days, prepare, prepare_many))
+    r.push_back(residuals_of(ssm, n_days, obs, first_scored));
   return r;
 }
 
@@ -141,7 +155,8 @@ int SiteCalibration::evaluations_to(double target, double rel) const {
 SiteCalibration calibrate_site(const Statics& statics, const Params& start, const Options& options,
                                const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
                                const double* obs, std::size_t first_scored, const CalibrationOptions& opt,
-                               const PrepareCell& prepare, const PrepareCells& prepare_many) {
+                               const PrepareCell& prepare_one, const PrepareCells& prepare_many) {
+  const PrepareCell prepare = one_cell_hook(prepare_one, prepare_many);  // the single runs' (before, guess, after)
   SiteCalibration out;
   out.params = start;
   for (std::size_t t = first_scored; t < n_days; ++t) out.n_obs += !std::isnan(obs[t]);

@@ -54,7 +54,8 @@ struct SiteCalibration {
 /// missing); only days t ≥ first_scored count (the rest is warm-up). An invalid parameter combination
 /// (Cell's checks, §17) or an aborted day makes a candidate infinitely bad rather than an error.
 /// `prepare_many`, if set, does for a batch of candidates' cells what `prepare` does for one (the search's
-/// batches: the first generation, then the look-ahead trials); else `prepare` runs per cell.
+/// batches: the first generation, then the look-ahead trials); either may be given alone (prepare per cell
+/// of a batch; prepare_many for a batch of one).
 SiteCalibration calibrate_site(const Statics& statics, const Params& start, const Options& options,
                                const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
                                const double* obs, std::size_t first_scored, const CalibrationOptions& opt,
@@ -66,11 +67,17 @@ std::vector<double> ssm_series(const Statics& statics, const Params& p, const Op
                                const std::function<Forcing(std::size_t)>& day, std::size_t n_days,
                                const PrepareCell& prepare = {});
 
-/// ssm_rmse for several parameter sets, their runs together (run_cells; prepare_many for their fresh cells,
-/// else prepare per cell): each value bit for bit what ssm_rmse gives (prepare and prepare_many must do the
-/// same to a cell). One set runs alone (ssm_rmse; with prepare, else prepare_many). A set whose run aborts a
-/// day is NaN as in ssm_rmse, but its later days still run — in a debug build (mb_throw) a mass-balance
-/// failure on one of those would throw where ssm_rmse would have stopped.
+/// ssm_series for several parameter sets, their runs together (run_cells; prepare_many for their fresh cells,
+/// else prepare per cell): each series bit for bit what ssm_series gives (prepare and prepare_many must do
+/// the same to a cell; either may be given alone). One set runs alone (ssm_series). A set whose run aborts a
+/// day is rejected (empty) as in ssm_series, but its later days still run — in a debug build (mb_throw) a
+/// mass-balance failure on one of those would throw where ssm_series would have stopped.
+std::vector<std::vector<double>> ssm_series_many(const Statics& statics, const std::vector<Params>& ps,
+                                                const Options& options, const std::function<Forcing(std::size_t)>& day,
+                                                std::size_t n_days, const PrepareCell& prepare = {},
+                                                const PrepareCells& prepare_many = {});
+
+/// ssm_rmse for several parameter sets, the same way (NaN for a rejected set).
 std::vector<double> ssm_rmse_many(const Statics& statics, const std::vector<Params>& ps, const Options& options,
                                   const std::function<Forcing(std::size_t)>& day, std::size_t n_days, const double* obs,
                                   std::size_t first_scored, const PrepareCell& prepare = {},

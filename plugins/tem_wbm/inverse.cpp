@@ -117,40 +117,14 @@ std::vector<InverseSample> sample_inverse(const Statics& statics, const Params& 
   }
   std::vector<InverseSample> out;
   std::vector<double> seen(n_days, kNaN);
-  // The draws simulated kBatch at a time, together (prepare, then run_cells: upland days in the SIMD lanes,
-  // each draw's series as ssm_series would give it), then scored one by one in order.
+  // The draws simulated kBatch at a time, together (ssm_series_many: each draw's series as ssm_series would
+  // give it), then scored one by one in order.
   constexpr std::size_t kBatch = 64;
-  std::vector<Forcing> days(n_days);
-  for (std::size_t t = 0; t < n_days; ++t) days[t] = day(t);
   for (std::size_t b0 = 0; b0 < n; b0 += kBatch) {
     const std::size_t nb = std::min(kBatch, n - b0);
-    std::vector<Cell> cells;
-    std::vector<std::size_t> draw_of;  // the batch's valid draws (§17 rejects the rest)
-    cells.reserve(nb);
-    for (std::size_t k = 0; k < nb; ++k) {
-      try {
-        cells.emplace_back(statics, with_values(start, spec, optimize::from_unit(u[b0 + k], bounds)), options);
-        draw_of.push_back(k);
-      } catch (const std::invalid_argument&) {
-      }
-    }
-    std::vector<Cell*> ptr;
-    for (auto& c : cells) ptr.push_back(&c);
-    if (prepare && !ptr.empty()) prepare(ptr.data(), ptr.size());
-    std::vector<std::vector<double>> ssm(nb);
-    for (std::size_t j = 0; j < cells.size(); ++j) ssm[draw_of[j]].assign(n_days, kNaN);
-    std::vector<char> aborted(cells.size(), 0);
-    run_cells(
-        ptr.data(), ptr.size(), n_days, {}, [&](std::size_t, std::size_t t) { return days[t]; },
-        [&](std::size_t j, std::size_t t, const DayOut& d) {
-          if (d.flags & (kFlagSubstepLimit | kFlagNonFinite | kFlagDeficit)) aborted[j] = 1;
-          ssm[draw_of[j]][t] = d.SSM;
-        });
-    // A day aborted: the set is rejected, as ssm_series does. (ssm_series stops at that day; here the cell's
-    // later days run too and are dropped — the same samples, unless a debug build's mass-balance check
-    // throws on one of those later days.)
-    for (std::size_t j = 0; j < cells.size(); ++j)
-      if (aborted[j]) ssm[draw_of[j]].clear();
+    std::vector<Params> ps;
+    for (std::size_t k = 0; k < nb; ++k) ps.push_back(with_values(start, spec, optimize::from_unit(u[b0 + k], bounds)));
+    const std::vector<std::vector<double>> ssm = ssm_series_many(statics, ps, options, day, n_days, {}, prepare);
     for (std::size_t k = 0; k < nb; ++k) {
       // The noise is drawn for every observed day even for a rejected set, so later draws do not depend on it.
       for (std::size_t t = 0; t < n_days; ++t) {

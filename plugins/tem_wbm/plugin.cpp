@@ -252,13 +252,8 @@ void run_sites(Context& ctx, const tw::SiteInputs& in, int threads, const std::f
     if (!errors[s].empty()) throw NodeError("site '" + in.sites[s] + "': " + errors[s]);
 }
 
-/// The §18 spin-up on site s's first forcing year for every candidate run (empty without spin_up).
-tw::PrepareCell spin_up_hook(const tw::SiteInputs& in, std::size_t s, const tw::SimulateConfig& cfg) {
-  if (!cfg.spin_up || in.time.empty()) return {};
-  return [&in, s, &cfg](tw::Cell& c) { tw::spin_up_first_year(c, in, s, cfg); };
-}
-
-/// The same for many candidates at once: their spin-ups together in the SIMD lanes (spin_up_cells).
+/// The §18 spin-up on site s's first forcing year for every candidate run, many candidates at once (their
+/// spin-ups together in the SIMD lanes, spin_up_cells); empty without spin_up.
 tw::PrepareCells spin_up_cells_hook(const tw::SiteInputs& in, std::size_t s, const tw::SimulateConfig& cfg) {
   if (!cfg.spin_up || in.time.empty()) return {};
   return [&in, s, &cfg](tw::Cell* const* cells, std::size_t n) {
@@ -556,7 +551,7 @@ COUPLET_PLUGIN("tem_wbm", "0.1.0") {
           }
           auto day = [&](std::size_t t) { return in.day(s, t); };
           results[s] = tw::calibrate_site(in.statics[s], in.params[s], cfg.options, day, n_days, obs_s, first, site_opt,
-                                          spin_up_hook(in, s, cfg), spin_up_cells_hook(in, s, cfg));
+                                          {}, spin_up_cells_hook(in, s, cfg));
         },
         [&](std::size_t done, std::size_t total) {
           ctx.check_cancelled();

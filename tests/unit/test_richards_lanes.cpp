@@ -273,6 +273,19 @@ namespace {
 // Cells of statics `st`, each with its own weather (seed seed0 + c), advanced alone: the reference the
 // multi-cell runs are held to. `start`, if given, changes a cell's state before its first day (what
 // before_first may do); `one` holds the cells after their runs.
+// Fresh cells of these statics (default parameters) and pointers to them, as run_cells takes them.
+struct FreshCells {
+  std::vector<Cell> many;
+  std::vector<Cell*> ptr;
+  explicit FreshCells(const std::vector<Statics>& st) {
+    many.reserve(st.size());
+    for (const auto& s : st) many.emplace_back(s, Params{});
+    for (auto& c : many) ptr.push_back(&c);
+  }
+  FreshCells(const FreshCells&) = delete;  // ptr points into many
+  FreshCells& operator=(const FreshCells&) = delete;
+};
+
 struct AloneRuns {
   std::vector<std::vector<couplet::tem_wbm::Forcing>> weather;
   std::vector<std::vector<DayOut>> expect;
@@ -317,11 +330,9 @@ TEST_CASE("tem_wbm: run_cells gives each cell's own days bit for bit") {
   const AloneRuns ref = alone(st, days, 100, wetter);
   const auto& weather = ref.weather;
   const auto& expect = ref.expect;
-  std::vector<Cell> many;
-  for (const auto& s : st) many.emplace_back(s, Params{});
-
-  std::vector<Cell*> ptr;
-  for (auto& c : many) ptr.push_back(&c);
+  FreshCells fresh(st);
+  auto& many = fresh.many;
+  auto& ptr = fresh.ptr;
   std::vector<std::size_t> next_day(n, 0), firsts;
   long mismatches = 0;
   run_cells(
@@ -353,11 +364,9 @@ TEST_CASE("tem_wbm: run_cells_shared on two threads runs every cell once, bit fo
   const AloneRuns ref = alone(st, days, 300);
   const auto& weather = ref.weather;
   const auto& expect = ref.expect;
-  std::vector<Cell> many;
-  for (const auto& s : st) many.emplace_back(s, Params{});
-
-  std::vector<Cell*> ptr;
-  for (auto& c : many) ptr.push_back(&c);
+  FreshCells fresh(st);
+  auto& many = fresh.many;
+  auto& ptr = fresh.ptr;
   std::vector<std::size_t> next_day(n, 0);
   std::vector<int> firsts(n, 0), out_of_order(n, 0), mismatches(n, 0);  // per cell: one thread writes each
   std::atomic<std::size_t> next{0};
@@ -398,10 +407,8 @@ TEST_CASE("tem_wbm: run_cells with a drainage surrogate runs each cell as its ow
   const Slots slots{nullptr, &drain};
   const std::size_t n = st.size(), days = 200;
   const AloneRuns ref = alone(st, days, 500, nullptr, slots);
-  std::vector<Cell> many;
-  for (const auto& s : st) many.emplace_back(s, Params{});
-  std::vector<Cell*> ptr;
-  for (auto& c : many) ptr.push_back(&c);
+  FreshCells fresh(st);
+  auto& ptr = fresh.ptr;
   std::vector<std::size_t> next_day(n, 0);
   long mismatches = 0, out_of_order = 0;
   run_cells(
@@ -427,11 +434,10 @@ TEST_CASE("tem_wbm: spin_up_cells leaves every cell as its own spin-up, bit for 
   for (std::size_t c = 0; c < n; ++c) w.push_back(testutil::weather(year, 40 + c, c % 3 == 0 ? 2.0 : 12.0, 12.0));
   const double tol = 1e-4;  // mm: tight, so that two cells stop at max_cycles unconverged
   const int max_cycles = 3;
-  std::vector<Cell> one, many;
+  std::vector<Cell> one;
   std::vector<SpinUpResult> expect;
   for (std::size_t c = 0; c < n; ++c) {
     one.emplace_back(st[c], Params{});
-    many.emplace_back(st[c], Params{});
     Cell& cell = one.back();
     SpinUpResult r;
     double W_prev = cell.water(), SWE_prev = cell.state().SWE;
@@ -446,8 +452,9 @@ TEST_CASE("tem_wbm: spin_up_cells leaves every cell as its own spin-up, bit for 
     }
     expect.push_back(r);
   }
-  std::vector<Cell*> ptr;
-  for (auto& c : many) ptr.push_back(&c);
+  FreshCells fresh(st);
+  auto& many = fresh.many;
+  auto& ptr = fresh.ptr;
   const auto got = spin_up_cells(ptr.data(), n, year, [&](std::size_t c, std::size_t t) { return w[c][t]; }, {}, tol,
                                  max_cycles);
   REQUIRE(got.size() == n);
