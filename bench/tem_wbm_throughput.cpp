@@ -176,6 +176,7 @@ int main(int argc, char** argv) {
   std::size_t cells = 2000, accuracy_cells = 200;
   int days = 1827;
   std::vector<int> thread_counts{1, 2};
+  double dt0 = 0;  // --dt0: the first sub-step of each day (default: Δt_max, as the spec)
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--cells")) cells = std::strtoul(argv[i + 1], nullptr, 10);
     else if (!std::strcmp(argv[i], "--days")) days = std::atoi(argv[i + 1]);
@@ -183,6 +184,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--accuracy-cells")) accuracy_cells = std::strtoul(argv[i + 1], nullptr, 10);
     else if (!std::strcmp(argv[i], "--scalar")) g_scalar = std::atoi(argv[i + 1]) != 0;
     else if (!std::strcmp(argv[i], "--dt-max")) g_control.dt_max = g_control.dt0 = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--dt0")) dt0 = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--dtheta-max")) g_control.dtheta_max = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--ref-dt-max")) g_reference.dt_max = g_reference.dt0 = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--ref-dtheta-max")) g_reference.dtheta_max = std::atof(argv[i + 1]);
@@ -193,11 +195,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (dt0 > 0) g_control.dt0 = dt0;
   const double global_cell_days = 56112.0 * 1827.0;
   std::printf("tem_wbm throughput: %zu synthetic cells x %d days (10%% wetland), hardware threads %u, %s\n", cells,
               days, std::thread::hardware_concurrency(),
               g_scalar ? "one cell at a time (Cell::advance)"
-                       : (std::string("run_cells_shared, ") + std::to_string(kLanes) + " lanes, " + richards_lanes_isa()).c_str());
+                       : (std::string("run_cells_shared, ") + std::to_string(richards_lanes_width()) + " lanes, " + richards_lanes_isa()).c_str());
   for (int t : thread_counts) {
     std::atomic<long> substeps{0};
     std::vector<double> per_cell(cells, 0.0);

@@ -179,7 +179,7 @@ class CellFeed final : public LaneFeed {
   const std::function<Forcing(std::size_t, std::size_t)>& day_;
   const std::function<void(std::size_t, std::size_t, const DayOut&)>& done_;
   const Slots& slots_;
-  Lane lanes_[kLanes];
+  Lane lanes_[kMaxLanes];
 };
 
 void run_cells_shared(Cell* const* cells, std::size_t n, std::atomic<std::size_t>& next, std::size_t n_days,

@@ -1,14 +1,18 @@
-// TEM-style WBM: the lanes kernel for SSE2 (every x86-64), the run-time choice between it and the AVX2 build
-// of the same kernel (richards_lanes_avx2.cpp), and richards_day_lanes on top of them.
+// TEM-style WBM: the lanes kernel for SSE2 (every x86-64), the run-time choice between it and the AVX2 and
+// AVX-512 builds of the same kernel (richards_lanes_avx2.cpp, richards_lanes_avx512.cpp), and
+// richards_day_lanes on top of them.
 #include "tem_wbm/richards_lanes.hpp"
 #include "tem_wbm/vecmath.hpp"
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 
 namespace couplet::tem_wbm {
 
 namespace lanes_sse2 {
+constexpr int kW = kLanes;
 #include "tem_wbm/richards_lanes.inc"
 }  // namespace lanes_sse2
 
@@ -16,16 +20,27 @@ namespace lanes_sse2 {
 namespace lanes_avx2 {
 void run(LaneFeed& feed, const Options& o);
 }
-namespace {
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+namespace lanes_avx512 {
+void run(LaneFeed& feed, const Options& o);
 }
+namespace {
+// COUPLET_LANES_ISA=avx2 or sse2 caps the choice (the same bits; for measuring, or for processors that slow
+// their clock under 512-bit instructions).
+const char* const kIsaCap = std::getenv("COUPLET_LANES_ISA");
+const bool kCapSse2 = kIsaCap && std::strcmp(kIsaCap, "sse2") == 0;
+const bool kCapAvx2 = kIsaCap && std::strcmp(kIsaCap, "avx2") == 0;
+const bool kHaveAvx2 = !kCapSse2 && __builtin_cpu_supports("avx2");
+const bool kHaveAvx512 = !kCapSse2 && !kCapAvx2 && __builtin_cpu_supports("avx512f");
+}  // namespace
 #else
 namespace {
 constexpr bool kHaveAvx2 = false;
-}
+constexpr bool kHaveAvx512 = false;
+}  // namespace
 #endif
 
-void set_lane(SoilLanes& g, int l, const Soil& s) {
+template <int W>
+void set_lane(SoilLanesT<W>& g, int l, const Soil& s) {
   constexpr int N = kN - 1;
   for (int i = 0; i < kN; ++i) {
     g.theta_sat[i][l] = s.theta_sat[i];
@@ -47,15 +62,34 @@ void set_lane(SoilLanes& g, int l, const Soil& s) {
   g.k_exp_bottom[l] = s.k_exp[N];
   for (int j = 0; j < 2 * kN; ++j) g.pow_exp[j][l] = s.pow_exp[j];
 }
+template void set_lane<kLanes>(SoilLanesT<kLanes>&, int, const Soil&);
+template void set_lane<kMaxLanes>(SoilLanesT<kMaxLanes>&, int, const Soil&);
 
-void richards_lanes_stream(LaneFeed& feed, const Options& o) {
+bool richards_lanes_supported(LanesIsa isa) {
+  switch (isa) {
+    case LanesIsa::Best:
+    case LanesIsa::Sse2: return true;
 #if defined(__x86_64__) && defined(COUPLET_LANES_AVX2)
-  if (kHaveAvx2) return lanes_avx2::run(feed, o);
+    case LanesIsa::Avx2: return __builtin_cpu_supports("avx2");
+    case LanesIsa::Avx512: return __builtin_cpu_supports("avx512f");
+#else
+    case LanesIsa::Avx2:
+    case LanesIsa::Avx512: return false;
+#endif
+  }
+  return false;
+}
+
+void richards_lanes_stream(LaneFeed& feed, const Options& o, LanesIsa isa) {
+  if (isa == LanesIsa::Best) isa = kHaveAvx512 ? LanesIsa::Avx512 : kHaveAvx2 ? LanesIsa::Avx2 : LanesIsa::Sse2;
+  if (!richards_lanes_supported(isa))
+    throw std::invalid_argument("richards_lanes_stream: this machine cannot run the requested instruction set");
+#if defined(__x86_64__) && defined(COUPLET_LANES_AVX2)
+  if (isa == LanesIsa::Avx512) return lanes_avx512::run(feed, o);
+  if (isa == LanesIsa::Avx2) return lanes_avx2::run(feed, o);
 #endif
   lanes_sse2::run(feed, o);
 }
-
-void richards_lanes_stream_sse2(LaneFeed& feed, const Options& o) { lanes_sse2::run(feed, o); }
 
 namespace {
 // Each of n columns once, in order.
@@ -78,17 +112,18 @@ class OneDayEach final : public LaneFeed {
   const Soil* const* soil_;
   int n_, next_ = 0;
   RichardsDay* out_;
-  int running_[kLanes] = {};
+  int running_[kMaxLanes] = {};
 };
 }  // namespace
 
 void richards_day_lanes(Layers* const* theta, const double* W_in, const Soil* const* soil, int n, const Options& o,
-                        RichardsDay* out, bool sse2) {
+                        RichardsDay* out, LanesIsa isa) {
   OneDayEach feed(theta, W_in, soil, n, out);
-  if (sse2) richards_lanes_stream_sse2(feed, o);
-  else richards_lanes_stream(feed, o);
+  richards_lanes_stream(feed, o, isa);
 }
 
-const char* richards_lanes_isa() { return kHaveAvx2 ? "avx2" : "sse2"; }
+const char* richards_lanes_isa() { return kHaveAvx512 ? "avx512" : kHaveAvx2 ? "avx2" : "sse2"; }
+
+int richards_lanes_width() { return kHaveAvx512 ? kMaxLanes : kLanes; }
 
 }  // namespace couplet::tem_wbm

@@ -7,5 +7,6 @@
 #include <cstring>
 
 namespace couplet::tem_wbm::lanes_avx2 {
+constexpr int kW = kLanes;
 #include "tem_wbm/richards_lanes.inc"
 }  // namespace couplet::tem_wbm::lanes_avx2

@@ -1,5 +1,5 @@
 // The multi-cell Richards kernel (richards_day_lanes, CellBatch, run_cells) against the one-cell one: bit
-// for bit, whichever cells share the lanes, on both instruction sets, through rejection, projection and the
+// for bit, whichever cells share the lanes, on every instruction set the machine has, through rejection, projection and the
 // sub-step limit.
 #include "tem_wbm/model.hpp"
 #include "tem_wbm/richards_lanes.hpp"
@@ -55,10 +55,12 @@ struct Column {
 };
 
 // Columns from sand to clay, some wet, some near θ_res, and a random day's water input: dry days, showers,
-// storms that saturate the column (projection, rejected sub-steps) and long dry spells.
-std::vector<Column> columns(const Options& o, std::mt19937_64& rng) {
+// storms that saturate the column (projection, rejected sub-steps) and long dry spells. `copies` sets of the
+// six textures (more columns than the widest lane set, so that lanes are refilled within a call).
+std::vector<Column> columns(const Options& o, std::mt19937_64& rng, int copies = 1) {
   std::uniform_real_distribution<double> u(0, 1);
   std::vector<Column> c;
+  for (int k = 0; k < copies; ++k)
   for (auto [sand, clay] : {std::pair{0.92, 0.03}, {0.6, 0.1}, {0.4, 0.2}, {0.2, 0.3}, {0.1, 0.55}, {0.3, 0.45}}) {
     Column col;
     col.soil = derive_soil(texture(sand, clay), Params{}, o);
@@ -85,9 +87,10 @@ double water_input(std::mt19937_64& rng) {
 struct Seen {
   long projections = 0, rejected = 0, substeps = 0, limited = 0, days = 0;
 };
-Seen compare(const Options& o, int days, int lanes, const std::vector<int>& order, bool sse2, std::uint64_t seed) {
+Seen compare(const Options& o, int days, int lanes, const std::vector<int>& order, LanesIsa isa, std::uint64_t seed,
+             int copies = 1) {
   std::mt19937_64 rng(seed);
-  std::vector<Column> one = columns(o, rng);
+  std::vector<Column> one = columns(o, rng, copies);
   std::vector<Column> many = one;
   Seen seen;
   for (int d = 0; d < days; ++d) {
@@ -117,7 +120,7 @@ Seen compare(const Options& o, int days, int lanes, const std::vector<int>& orde
         soil[jj] = &many[static_cast<std::size_t>(c)].soil;
         Win[jj] = W[static_cast<std::size_t>(c)];
       }
-      richards_day_lanes(theta.data(), Win.data(), soil.data(), n, o, r.data(), sse2);
+      richards_day_lanes(theta.data(), Win.data(), soil.data(), n, o, r.data(), isa);
       for (int j = 0; j < n; ++j)
         got[static_cast<std::size_t>(order[b + static_cast<std::size_t>(j)])] = r[static_cast<std::size_t>(j)];
     }
@@ -140,32 +143,57 @@ Seen compare(const Options& o, int days, int lanes, const std::vector<int>& orde
   return seen;
 }
 
+// The kernel's builds this machine can run, the default choice first.
+std::vector<LanesIsa> isas() {
+  std::vector<LanesIsa> v;
+  for (LanesIsa isa : {LanesIsa::Best, LanesIsa::Sse2, LanesIsa::Avx2, LanesIsa::Avx512})
+    if (richards_lanes_supported(isa)) v.push_back(isa);
+  return v;
+}
+
 }  // namespace
 
 TEST_CASE("tem_wbm: richards_day_lanes is richards_day bit for bit") {
   const Options o;
-  MESSAGE("richards_day_lanes runs on " << std::string(richards_lanes_isa()));
-  for (bool sse2 : {false, true}) {
-    CAPTURE(sse2);
-    // all six at once (lanes refilled), three at a time shuffled, one at a time: the same bits whoever
-    // shares the lanes
-    const Seen a = compare(o, 400, 6, {0, 1, 2, 3, 4, 5}, sse2, 11);
-    compare(o, 400, 3, {5, 2, 0, 4, 1, 3}, sse2, 11);
-    const Seen c = compare(o, 150, 1, {3, 1, 4, 0, 5, 2}, sse2, 12);
+  MESSAGE("richards_day_lanes runs on " << std::string(richards_lanes_isa()) << ", "
+                                        << richards_lanes_width() << " lanes");
+  for (LanesIsa isa : isas()) {
+    CAPTURE(static_cast<int>(isa));
+    // all six at once, three at a time shuffled, one at a time, twelve at once (more than any lane set:
+    // lanes refilled within the call): the same bits whoever shares the lanes
+    const Seen a = compare(o, 400, 6, {0, 1, 2, 3, 4, 5}, isa, 11);
+    compare(o, 400, 3, {5, 2, 0, 4, 1, 3}, isa, 11);
+    const Seen c = compare(o, 150, 1, {3, 1, 4, 0, 5, 2}, isa, 12);
+    const Seen d = compare(o, 150, 12, {0, 7, 2, 9, 4, 11, 6, 1, 8, 3, 10, 5}, isa, 13, 2);
     // what the comparison went through (a comparison that never projected would prove little)
     CHECK(a.projections > 0);
     CHECK(a.rejected > 0);
     CHECK(a.substeps >= 24 * a.days);
     CHECK(c.days == 150 * 6);
+    CHECK(d.days == 150 * 12);
+  }
+}
+
+TEST_CASE("tem_wbm: a lanes build the machine cannot run is refused") {
+  CHECK(richards_lanes_supported(LanesIsa::Sse2));  // every x86-64
+  for (LanesIsa isa : {LanesIsa::Avx2, LanesIsa::Avx512, static_cast<LanesIsa>(99)}) {
+    if (richards_lanes_supported(isa)) continue;  // (99: no build of that name anywhere)
+    Layers theta{};
+    Layers* t[1] = {&theta};
+    const double W[1] = {0};
+    const Soil soil = derive_soil(texture(0.4, 0.2), Params{}, Options{});
+    const Soil* s[1] = {&soil};
+    RichardsDay out[1];
+    CHECK_THROWS_AS(richards_day_lanes(t, W, s, 1, Options{}, out, isa), std::invalid_argument);
   }
 }
 
 TEST_CASE("tem_wbm: richards_day_lanes stops a lane at the sub-step limit as richards_day does") {
   Options o;
   o.max_attempts = 30;  // storms need more than 30 attempts: those days stop early, flagged
-  for (bool sse2 : {false, true}) {
-    CAPTURE(sse2);
-    const Seen s = compare(o, 200, 6, {0, 1, 2, 3, 4, 5}, sse2, 7);
+  for (LanesIsa isa : isas()) {
+    CAPTURE(static_cast<int>(isa));
+    const Seen s = compare(o, 200, 6, {0, 1, 2, 3, 4, 5}, isa, 7);
     CHECK(s.limited > 0);
     CHECK(s.limited < s.days);
   }
@@ -175,8 +203,8 @@ TEST_CASE("tem_wbm: a lane that fails at the smallest sub-step fails alone, as r
   const Options o;
   std::mt19937_64 rng(3);
   const std::vector<Column> c = columns(o, rng);
-  for (bool sse2 : {false, true}) {
-    CAPTURE(sse2);
+  for (LanesIsa isa : isas()) {
+    CAPTURE(static_cast<int>(isa));
     std::vector<Column> one(c.begin(), c.begin() + 4), many = one;
     // a column whose fluxes are not finite (a NaN conductance) beside healthy ones
     one[1].soil.k_if[2] = many[1].soil.k_if[2] = std::nan("");
@@ -189,7 +217,7 @@ TEST_CASE("tem_wbm: a lane that fails at the smallest sub-step fails alone, as r
       theta[k] = &many[k].theta;
       soil[k] = &many[k].soil;
     }
-    richards_day_lanes(theta, W, soil, 4, o, got, sse2);
+    richards_day_lanes(theta, W, soil, 4, o, got, isa);
     CHECK((expect[1].flags & kFlagNonFinite) != 0);  // the path under test: retried down to Δt_min, then failed
     CHECK(expect[1].n_rejected > 10);
     for (std::size_t k = 0; k < 4; ++k) {
@@ -208,11 +236,11 @@ TEST_CASE("tem_wbm: lanes a feed leaves idle never disturb the others") {
   std::vector<Column> many = one;
   struct Feed final : LaneFeed {
     std::vector<Column>* cols;
-    int days_done[kLanes] = {};
+    int days_done[kMaxLanes] = {};
     std::vector<RichardsDay> results;
     bool next(int lane, const RichardsDay* done, LaneDay& day) override {
       if (done) results.push_back(*done);
-      if (lane == 0 || days_done[lane] == 3) return false;
+      if (lane == 0 || lane > 3 || days_done[lane] == 3) return false;
       ++days_done[lane];
       Column& c = (*cols)[static_cast<std::size_t>(lane)];
       day = {c.theta.data(), 20.0 * lane, &c.soil};
