@@ -40,8 +40,8 @@ extern template void set_lane<kLanes>(SoilLanesT<kLanes>&, int, const Soil&);
 extern template void set_lane<kMaxLanes>(SoilLanesT<kMaxLanes>&, int, const Soil&);
 
 /// One upland Richards day for a lane: the column's kN water contents (read at the start, written back at
-/// the end), the water to infiltrate over the day (§13.2) and the soil. (A raw pointer: the AVX2 build of the
-/// kernel calls no inline function a file without AVX2 could end up sharing.)
+/// the end), the water to infiltrate over the day (§13.2) and the soil. (A raw pointer: the AVX builds of the
+/// kernel call no inline function a file without AVX could end up sharing.)
 struct LaneDay {
   double* theta = nullptr;
   double W_in = 0;

@@ -2,12 +2,12 @@
 //
 // Written with GCC vector extensions and only + − × ÷, comparisons, conversions and bit operations, never
 // a fused multiply-add, so every lane gives the same bits whatever the instruction set the including file
-// is compiled for (SSE2 or AVX2): the one-cell Richards day and the multi-cell one (richards_lanes.inc)
-// agree bit for bit, and so do machines with and without AVX2. Cephes' polynomials (S. L. Moshier), relative
+// is compiled for (SSE2, AVX2 or AVX-512): the one-cell Richards day and the multi-cell one
+// (richards_lanes.inc) agree bit for bit, and so do machines with and without AVX. Cephes' polynomials (S. L. Moshier), relative
 // error ~1e-7 — far below the time-stepping error of the sub-steps (~1e-3).
 //
-// Internal linkage on purpose: a file compiled with -mavx2 includes this too, and the linker must never
-// pick its copy for a caller compiled without AVX2.
+// Internal linkage on purpose: files compiled with -mavx2 and -mavx512f include this too, and the linker
+// must never pick their copy for a caller compiled without.
 #pragma once
 
 #include <cstdint>
