@@ -5,6 +5,7 @@
 #include "tem_wbm/vecmath.hpp"
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -12,7 +13,7 @@
 namespace couplet::tem_wbm {
 
 namespace lanes_sse2 {
-constexpr int kW = kLanes;
+#define COUPLET_LANES_W 4  // kLanes
 #include "tem_wbm/richards_lanes.inc"
 }  // namespace lanes_sse2
 
@@ -24,13 +25,20 @@ namespace lanes_avx512 {
 void run(LaneFeed& feed, const Options& o);
 }
 namespace {
-// COUPLET_LANES_ISA=avx2 or sse2 caps the choice (the same bits; for measuring, or for processors that slow
-// their clock under 512-bit instructions).
-const char* const kIsaCap = std::getenv("COUPLET_LANES_ISA");
-const bool kCapSse2 = kIsaCap && std::strcmp(kIsaCap, "sse2") == 0;
-const bool kCapAvx2 = kIsaCap && std::strcmp(kIsaCap, "avx2") == 0;
-const bool kHaveAvx2 = !kCapSse2 && __builtin_cpu_supports("avx2");
-const bool kHaveAvx512 = !kCapSse2 && !kCapAvx2 && __builtin_cpu_supports("avx512f");
+// COUPLET_LANES_ISA=sse2 or avx2 caps the default choice (the same bits; for measuring, or for processors
+// that slow their clock under 512-bit instructions); avx512 or unset: no cap. Read once, when the plugin
+// code is loaded. 0: sse2, 1: avx2, 2: no cap.
+int isa_cap() {
+  const char* v = std::getenv("COUPLET_LANES_ISA");
+  if (!v || !*v || std::strcmp(v, "avx512") == 0) return 2;
+  if (std::strcmp(v, "avx2") == 0) return 1;
+  if (std::strcmp(v, "sse2") == 0) return 0;
+  std::fprintf(stderr, "couplet: COUPLET_LANES_ISA=%s ignored (expected sse2, avx2 or avx512)\n", v);
+  return 2;
+}
+const int kIsaCap = isa_cap();
+const bool kHaveAvx2 = kIsaCap >= 1 && __builtin_cpu_supports("avx2");
+const bool kHaveAvx512 = kIsaCap >= 2 && __builtin_cpu_supports("avx512f");
 }  // namespace
 #else
 namespace {
@@ -38,6 +46,8 @@ constexpr bool kHaveAvx2 = false;
 constexpr bool kHaveAvx512 = false;
 }  // namespace
 #endif
+
+static_assert(lanes_sse2::kW == kLanes);
 
 template <int W>
 void set_lane(SoilLanesT<W>& g, int l, const Soil& s) {

@@ -15,8 +15,8 @@ namespace couplet::tem_wbm {
 
 /// Cells per batch of the SSE2 and AVX2 builds: 4 doubles, one AVX2 register (two SSE2 ones).
 inline constexpr int kLanes = 4;
-/// Cells per batch of the AVX-512 build (8 doubles, one register), the most any build runs: a feed's
-/// lane index is below richards_lanes_width() <= kMaxLanes.
+/// Cells per batch of the AVX-512 build (8 doubles, one register), the most any build runs: size a feed's
+/// per-lane arrays with kMaxLanes (a lane index is below the width of the build that runs, whichever that is).
 inline constexpr int kMaxLanes = 8;
 
 /// The soil constants the Richards day reads, for W cells: [layer or interface][lane] (the kernel's own

@@ -7,6 +7,7 @@
 #include <cstring>
 
 namespace couplet::tem_wbm::lanes_avx2 {
-constexpr int kW = kLanes;
+#define COUPLET_LANES_W 4  // kLanes
 #include "tem_wbm/richards_lanes.inc"
+static_assert(kW == kLanes);
 }  // namespace couplet::tem_wbm::lanes_avx2

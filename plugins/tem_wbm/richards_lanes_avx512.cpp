@@ -8,6 +8,7 @@
 #include <cstring>
 
 namespace couplet::tem_wbm::lanes_avx512 {
-constexpr int kW = kMaxLanes;
+#define COUPLET_LANES_W 8  // kMaxLanes
 #include "tem_wbm/richards_lanes.inc"
+static_assert(kW == kMaxLanes);
 }  // namespace couplet::tem_wbm::lanes_avx512

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <random>
@@ -143,11 +144,14 @@ Seen compare(const Options& o, int days, int lanes, const std::vector<int>& orde
   return seen;
 }
 
-// The kernel's builds this machine can run, the default choice first.
+// The kernel's builds this machine can run, the default choice first; the log says which are skipped.
 std::vector<LanesIsa> isas() {
   std::vector<LanesIsa> v;
-  for (LanesIsa isa : {LanesIsa::Best, LanesIsa::Sse2, LanesIsa::Avx2, LanesIsa::Avx512})
+  for (LanesIsa isa : {LanesIsa::Best, LanesIsa::Sse2, LanesIsa::Avx2, LanesIsa::Avx512}) {
     if (richards_lanes_supported(isa)) v.push_back(isa);
+    else MESSAGE("this machine cannot run the " << (isa == LanesIsa::Avx2 ? "AVX2" : "AVX-512")
+                                                << " lanes build: not compared here");
+  }
   return v;
 }
 
@@ -171,6 +175,23 @@ TEST_CASE("tem_wbm: richards_day_lanes is richards_day bit for bit") {
     CHECK(a.substeps >= 24 * a.days);
     CHECK(c.days == 150 * 6);
     CHECK(d.days == 150 * 12);
+  }
+}
+
+// Run by ctest a second time with COUPLET_LANES_ISA=sse2 and =avx2 (tests/CMakeLists.txt): the cap holds.
+TEST_CASE("tem_wbm: COUPLET_LANES_ISA caps the lanes build") {
+  const char* cap = std::getenv("COUPLET_LANES_ISA");
+  const std::string isa = richards_lanes_isa();
+  if (cap && std::string(cap) == "sse2") {
+    CHECK(isa == "sse2");
+    CHECK(richards_lanes_width() == kLanes);
+  } else if (cap && std::string(cap) == "avx2") {
+    CHECK(isa == (richards_lanes_supported(LanesIsa::Avx2) ? "avx2" : "sse2"));
+    CHECK(richards_lanes_width() == kLanes);
+  } else {
+    CHECK(isa == (richards_lanes_supported(LanesIsa::Avx512) ? "avx512"
+                  : richards_lanes_supported(LanesIsa::Avx2) ? "avx2" : "sse2"));
+    CHECK(richards_lanes_width() == (isa == "avx512" ? kMaxLanes : kLanes));
   }
 }
 
@@ -246,13 +267,18 @@ TEST_CASE("tem_wbm: lanes a feed leaves idle never disturb the others") {
       day = {c.theta.data(), 20.0 * lane, &c.soil};
       return true;
     }
-  } feed;
-  feed.cols = &many;
-  richards_lanes_stream(feed, o);
-  REQUIRE(feed.results.size() == 9);
+  };
   for (std::size_t k = 1; k < 4; ++k)
     for (int d = 0; d < 3; ++d) richards_day(one[k].theta, 20.0 * static_cast<double>(k), one[k].soil, o);
-  for (std::size_t k = 0; k < 4; ++k) CHECK(same_layers(one[k].theta, many[k].theta));  // lane 0 untouched
+  for (LanesIsa isa : isas()) {
+    CAPTURE(static_cast<int>(isa));
+    Feed feed;
+    std::vector<Column> cols = many;
+    feed.cols = &cols;
+    richards_lanes_stream(feed, o, isa);
+    REQUIRE(feed.results.size() == 9);
+    for (std::size_t k = 0; k < 4; ++k) CHECK(same_layers(one[k].theta, cols[k].theta));  // lane 0 untouched
+  }
 }
 
 TEST_CASE("tem_wbm: CellBatch advances each cell bit for bit as its own advance") {
