@@ -37,13 +37,14 @@ int isa_cap() {
   return 2;
 }
 const int kIsaCap = isa_cap();
-const bool kHaveAvx2 = kIsaCap >= 1 && __builtin_cpu_supports("avx2");
-const bool kHaveAvx512 = kIsaCap >= 2 && __builtin_cpu_supports("avx512f");
+// LanesIsa::Best on this machine: the widest build it has, under the cap
+const LanesIsa kBest = kIsaCap >= 2 && __builtin_cpu_supports("avx512f") ? LanesIsa::Avx512
+                       : kIsaCap >= 1 && __builtin_cpu_supports("avx2")  ? LanesIsa::Avx2
+                                                                         : LanesIsa::Sse2;
 }  // namespace
 #else
 namespace {
-constexpr bool kHaveAvx2 = false;
-constexpr bool kHaveAvx512 = false;
+constexpr LanesIsa kBest = LanesIsa::Sse2;
 }  // namespace
 #endif
 
@@ -91,7 +92,7 @@ bool richards_lanes_supported(LanesIsa isa) {
 }
 
 void richards_lanes_stream(LaneFeed& feed, const Options& o, LanesIsa isa) {
-  if (isa == LanesIsa::Best) isa = kHaveAvx512 ? LanesIsa::Avx512 : kHaveAvx2 ? LanesIsa::Avx2 : LanesIsa::Sse2;
+  if (isa == LanesIsa::Best) isa = kBest;
   if (!richards_lanes_supported(isa))
     throw std::invalid_argument("richards_lanes_stream: this machine cannot run the requested instruction set");
 #if defined(__x86_64__) && defined(COUPLET_LANES_AVX2)
@@ -132,8 +133,10 @@ void richards_day_lanes(Layers* const* theta, const double* W_in, const Soil* co
   richards_lanes_stream(feed, o, isa);
 }
 
-const char* richards_lanes_isa() { return kHaveAvx512 ? "avx512" : kHaveAvx2 ? "avx2" : "sse2"; }
+const char* richards_lanes_isa() {
+  return kBest == LanesIsa::Avx512 ? "avx512" : kBest == LanesIsa::Avx2 ? "avx2" : "sse2";
+}
 
-int richards_lanes_width() { return kHaveAvx512 ? kMaxLanes : kLanes; }
+int richards_lanes_width() { return kBest == LanesIsa::Avx512 ? kMaxLanes : kLanes; }
 
 }  // namespace couplet::tem_wbm

@@ -1,6 +1,6 @@
 // The multi-cell Richards kernel (richards_day_lanes, CellBatch, run_cells) against the one-cell one: bit
-// for bit, whichever cells share the lanes, on every instruction set the machine has, through rejection, projection and the
-// sub-step limit.
+// for bit, whichever cells share the lanes, on every instruction set the machine has, through rejection,
+// projection and the sub-step limit.
 #include "tem_wbm/model.hpp"
 #include "tem_wbm/richards_lanes.hpp"
 #include "weather.hpp"
@@ -61,15 +61,16 @@ struct Column {
 std::vector<Column> columns(const Options& o, std::mt19937_64& rng, int copies = 1) {
   std::uniform_real_distribution<double> u(0, 1);
   std::vector<Column> c;
-  for (int k = 0; k < copies; ++k)
-  for (auto [sand, clay] : {std::pair{0.92, 0.03}, {0.6, 0.1}, {0.4, 0.2}, {0.2, 0.3}, {0.1, 0.55}, {0.3, 0.45}}) {
-    Column col;
-    col.soil = derive_soil(texture(sand, clay), Params{}, o);
-    for (int i = 0; i < kN; ++i) {
-      const double lo = col.soil.theta_res[i], hi = col.soil.theta_sat[i];
-      col.theta[i] = lo + (hi - lo) * (c.size() % 3 == 0 ? 0.02 + 0.05 * u(rng) : u(rng));
+  for (int k = 0; k < copies; ++k) {
+    for (auto [sand, clay] : {std::pair{0.92, 0.03}, {0.6, 0.1}, {0.4, 0.2}, {0.2, 0.3}, {0.1, 0.55}, {0.3, 0.45}}) {
+      Column col;
+      col.soil = derive_soil(texture(sand, clay), Params{}, o);
+      for (int i = 0; i < kN; ++i) {
+        const double lo = col.soil.theta_res[i], hi = col.soil.theta_sat[i];
+        col.theta[i] = lo + (hi - lo) * (c.size() % 3 == 0 ? 0.02 + 0.05 * u(rng) : u(rng));
+      }
+      c.push_back(col);
     }
-    c.push_back(col);
   }
   return c;
 }
